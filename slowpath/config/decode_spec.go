@@ -1,0 +1,221 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// decodeSpec turns the generic decode of a document into a Spec, applying
+// defaults and reporting unknown keys, missing keys and values that cannot
+// be read. Checks of ranges and of how values fit together are Validate's.
+func decodeSpec(r *reporter, doc map[string]any) *Spec {
+	root := table{r: r, m: doc}
+	root.checkKeys(rootSchema)
+	s := &Spec{
+		Dataplane: decodeDataplane(root.sub("dataplane")),
+		Log:       decodeLog(root.sub("log")),
+		API:       decodeAPI(root.sub("api")),
+	}
+	for _, t := range root.tables("target_set") {
+		s.TargetSets = append(s.TargetSets, decodeTargetSet(t))
+	}
+	return s
+}
+
+func decodeDataplane(t table) Dataplane {
+	t.checkKeys(dataplaneSchema)
+	t.require("interfaces", `list the NICs that receive VIP traffic in [dataplane]: interfaces = ["eth1"]`)
+	d := Dataplane{
+		Queues:          decodeQueues(t),
+		XDPMode:         XDPMode(t.str("xdp_mode", string(XDPAuto))),
+		BusyPoll:        t.boolean("busy_poll", true),
+		BatchSize:       t.integer("batch_size", defaultBatchSize),
+		MaxAssociations: t.integer("max_associations", defaultMaxAssociations),
+		RingSize:        t.integer("ring_size", defaultRingSize),
+		FrameSize:       t.integer("frame_size", defaultFrameSize),
+		Frames:          t.integer("frames", 0),
+		NeedWakeup:      t.boolean("need_wakeup", true),
+		ZeroCopy:        t.str("zero_copy", ZeroCopyAuto),
+	}
+	d.Interfaces, _ = t.strings("interfaces")
+	if cpus, _ := t.ints("cpus"); len(cpus) > 0 {
+		d.CPUs = cpus
+	}
+	if d.Frames == 0 {
+		// Fill and RX rings, TX and completion rings: two rings' worth each.
+		d.Frames = 2 * d.RingSize * 2
+	}
+	return d
+}
+
+// decodeQueues reads queues = "all" (nil) or a list of queue ids.
+func decodeQueues(t table) []int {
+	v, path, ok := t.get("queues")
+	if !ok {
+		return nil
+	}
+	switch v := v.(type) {
+	case string:
+		if v != "all" {
+			t.r.errorf(path, `write queues = "all" or a list of queue ids such as [0, 1]`,
+				`expected "all" or a list of queue ids, got %s`, quote(v))
+		}
+		return nil
+	case []any:
+		qs, _ := t.ints("queues")
+		if qs == nil {
+			qs = []int{} // queues = [] is not "all": Validate rejects it
+		}
+		return qs
+	}
+	t.r.wrongType(path, `"all" or a list of queue ids`, v, "")
+	return nil
+}
+
+func decodeLog(t table) Log {
+	t.checkKeys(logSchema)
+	return Log{
+		Level:  t.str("level", "info"),
+		Format: t.str("format", "console"),
+	}
+}
+
+func decodeAPI(t table) API {
+	t.checkKeys(apiSchema)
+	return API{
+		Listen: t.str("listen", defaultListen),
+		Token:  t.str("token", ""),
+		PProf:  t.boolean("pprof", false),
+	}
+}
+
+func decodeTargetSet(t table) TargetSet {
+	t.checkKeys(targetSetSchema)
+	t.require("name", `name the target set: name = "web"`)
+	t.require("address", `set the VIP: address = "192.0.2.10"`)
+	ts := TargetSet{
+		Name:       t.str("name", ""),
+		Protocols:  decodeProtocols(t),
+		Ports:      decodePorts(t),
+		Method:     t.str("method", "hash"),
+		Forwarding: t.str("forwarding", "dsr"),
+		DeleteAge:  t.duration("delete_age", defaultDeleteAge),
+		TableSize:  t.integer("table_size", defaultTableSize),
+	}
+	ts.Address, _ = t.addr("address")
+	for _, st := range t.tables("server") {
+		ts.Servers = append(ts.Servers, decodeServer(st))
+	}
+	return ts
+}
+
+func decodeServer(t table) Server {
+	t.checkKeys(serverSchema)
+	t.require("address", `set the server's address: address = "10.0.0.11"`)
+	s := Server{Weight: t.integer("weight", defaultWeight)}
+	s.Address, _ = t.addr("address")
+	s.Name = t.str("name", "")
+	if _, named := t.m["name"]; !named {
+		if s.Address.IsValid() {
+			s.Name = s.Address.String()
+		} else {
+			t.r.mute(join(t.path, "name")) // the address error says it all
+		}
+	}
+	return s
+}
+
+// protoNames maps configuration names to protocols.
+var protoNames = map[string]Proto{"tcp": ProtoTCP, "udp": ProtoUDP, "sctp": ProtoSCTP}
+
+// decodeProtocols reads protocols, ["tcp"] by default.
+func decodeProtocols(t table) []Proto {
+	names, present := t.strings("protocols")
+	if !present {
+		return []Proto{ProtoTCP}
+	}
+	path := join(t.path, "protocols")
+	protos := make([]Proto, len(names))
+	for i, n := range names {
+		ep := elem(path, i)
+		if t.r.muted(ep) {
+			continue
+		}
+		p, ok := protoNames[n]
+		if !ok {
+			hint := `protocols are "tcp", "udp" and "sctp"`
+			if s := suggest(n, []string{"tcp", "udp", "sctp"}); s != "" {
+				hint = fmt.Sprintf("did you mean %q?", s)
+			}
+			t.r.errorf(ep, hint, "unknown protocol %s", quote(n))
+		}
+		protos[i] = p
+	}
+	return protos
+}
+
+// decodePorts reads ports, ["*"] by default. Elements are "N", "N-M", "*"
+// or a bare integer. Range checks are Validate's, except for numbers that do
+// not fit a port at all.
+func decodePorts(t table) []PortRange {
+	elems, path, present := t.list("ports")
+	if !present {
+		return []PortRange{allPorts}
+	}
+	ports := make([]PortRange, len(elems))
+	for i, e := range elems {
+		ep := elem(path, i)
+		switch e := e.(type) {
+		case string:
+			r, problem, hint := parsePortRange(e)
+			if problem != "" {
+				t.r.errorf(ep, hint, "%s", problem)
+			}
+			ports[i] = r
+		case int64:
+			if e < 0 || e > 65535 {
+				t.r.errorf(ep, "ports are 1..65535", "port %d is out of range", e)
+				continue
+			}
+			ports[i] = PortRange{First: uint16(e), Last: uint16(e)}
+		default:
+			t.r.wrongType(ep, `a port string such as "80" or "8000-8099"`, e, "")
+		}
+	}
+	return ports
+}
+
+// parsePortRange parses "N", "N-M" or "*", returning what is wrong with it
+// and how to fix it.
+func parsePortRange(s string) (r PortRange, problem, hint string) {
+	if strings.TrimSpace(s) == "*" {
+		return allPorts, "", ""
+	}
+	first, last, isRange := strings.Cut(s, "-")
+	a, problem, hint := parsePort(first)
+	b := a
+	if problem == "" && isRange {
+		b, problem, hint = parsePort(last)
+	}
+	if problem != "" && isRange {
+		problem = fmt.Sprintf("port range %s: %s", quote(s), problem)
+	}
+	if problem != "" {
+		return PortRange{}, problem, hint
+	}
+	return PortRange{First: a, Last: b}, "", ""
+}
+
+// parsePort parses a decimal port number, allowing blanks around it.
+func parsePort(s string) (port uint16, problem, hint string) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Sprintf("%s is not a port number", quote(s)), `write "80", "8000-8099" or "*"`
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 0, fmt.Sprintf("port %s is out of range", clip(s)), "ports are 1..65535"
+	}
+	return uint16(n), "", ""
+}

@@ -1,0 +1,161 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// MaxServers is the most servers one target set may hold.
+const MaxServers = 16
+
+// Spec is a parsed and validated ipfront configuration. Build one with Load
+// or Parse; a Spec built in code should be checked with Validate.
+type Spec struct {
+	Dataplane  Dataplane
+	Log        Log
+	API        API
+	TargetSets []TargetSet // in file order
+	// Path is the file name the Spec was read from, as given to Load or
+	// Parse; it prefixes error messages.
+	Path string
+}
+
+// Dataplane is the [dataplane] table: which NIC queues to serve and how the
+// AF_XDP sockets are sized.
+type Dataplane struct {
+	Interfaces      []string // NICs that receive VIP traffic; non-empty, unique
+	Queues          []int    // queue ids, or nil for every queue of each interface
+	CPUs            []int    // optional pinning, one per worker; nil: no pinning
+	XDPMode         XDPMode  // XDPAuto, XDPNative or XDPGeneric
+	BusyPoll        bool     // false: idle workers poll(2) or sleep
+	BatchSize       int      // packets per batch, 1..1024 and <= RingSize
+	MaxAssociations int      // flow table capacity for the whole daemon, >= 1024
+	RingSize        int      // entries in each RX/TX/fill/completion ring; power of two 64..16384
+	FrameSize       int      // UMEM frame size: 2048 or 4096
+	Frames          int      // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
+	NeedWakeup      bool     // use XDP_USE_NEED_WAKEUP on the sockets
+	ZeroCopy        string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
+}
+
+// XDPMode selects how the XDP program is attached to an interface.
+type XDPMode string
+
+// XDP attach modes.
+const (
+	XDPAuto    XDPMode = "auto"    // native if the driver supports it, else generic
+	XDPNative  XDPMode = "native"  // in the driver; fails if unsupported
+	XDPGeneric XDPMode = "generic" // in the kernel stack (skb mode); works everywhere, slower
+)
+
+// Values of Dataplane.ZeroCopy.
+const (
+	ZeroCopyAuto = "auto" // zero-copy if the driver supports it, else copy mode
+	ZeroCopyOn   = "on"   // zero-copy or fail
+	ZeroCopyOff  = "off"  // always copy mode
+)
+
+// Log is the [log] table.
+type Log struct {
+	Level  string // debug, info, warn or error
+	Format string // console or json
+}
+
+// API is the [api] table: the control API's listener.
+type API struct {
+	Listen string // "host:port" with an IP literal or localhost, or "unix:/absolute/path"
+	Token  string // bearer token; non-empty unless Listen is loopback or a unix socket
+	PProf  bool   // serve net/http/pprof on the API listener
+}
+
+// Proto is an IP protocol number (IANA), so the fast path can compare it
+// with the packet's protocol field directly.
+type Proto uint8
+
+// Protocols a target set can balance.
+const (
+	ProtoTCP  Proto = 6
+	ProtoUDP  Proto = 17
+	ProtoSCTP Proto = 132
+)
+
+// String returns the protocol's configuration name ("tcp"), or its number.
+func (p Proto) String() string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoSCTP:
+		return "sctp"
+	}
+	return "proto(" + strconv.Itoa(int(p)) + ")"
+}
+
+// PortRange is an inclusive range of ports; "*" in the file is {1, 65535}.
+type PortRange struct {
+	First, Last uint16
+}
+
+// allPorts is what "*" stands for.
+var allPorts = PortRange{First: 1, Last: 65535}
+
+// Contains reports whether port is in r.
+func (r PortRange) Contains(port uint16) bool {
+	return r.First <= port && port <= r.Last
+}
+
+// String formats r as it is written in the file: "80", "8000-8099" or "*".
+func (r PortRange) String() string {
+	switch {
+	case r == allPorts:
+		return "*"
+	case r.First == r.Last:
+		return strconv.Itoa(int(r.First))
+	}
+	return strconv.Itoa(int(r.First)) + "-" + strconv.Itoa(int(r.Last))
+}
+
+// overlap returns the ports r and o have in common, if any.
+func (r PortRange) overlap(o PortRange) (PortRange, bool) {
+	c := PortRange{First: max(r.First, o.First), Last: min(r.Last, o.Last)}
+	return c, c.First <= c.Last
+}
+
+// TargetSet is one [[target_set]]: a VIP, the traffic it accepts, and the
+// servers that traffic is spread over.
+type TargetSet struct {
+	Name       string        // unique, [a-z0-9_-]{1,32}
+	Address    netip.Addr    // the VIP
+	Protocols  []Proto       // non-empty, unique
+	Ports      []PortRange   // non-empty, non-overlapping, in file order
+	Method     string        // "hash" (Maglev)
+	Forwarding string        // "dsr"
+	DeleteAge  time.Duration // idle time before an association is forgotten, >= 1s
+	TableSize  int           // Maglev lookup table size: a prime in 251..1000003
+	Servers    []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
+}
+
+// Matches reports whether a packet of IP protocol proto to destination port
+// port belongs to ts. The VIP address is not compared.
+func (ts *TargetSet) Matches(proto uint8, port uint16) bool {
+	for _, p := range ts.Protocols {
+		if uint8(p) != proto {
+			continue
+		}
+		for _, r := range ts.Ports {
+			if r.Contains(port) {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// Server is one [[target_set.server]].
+type Server struct {
+	Name    string     // label; the address when not set
+	Address netip.Addr // same IP version as the VIP
+	Weight  int        // 0..1000; 0 drains the server (no new associations)
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Validate checks the invariants Parse guarantees, for a Spec built or
+// changed in code. It returns Errors without positions, or nil.
+func (s *Spec) Validate() error {
+	r := newReporter(s.Path, nil)
+	s.validate(r)
+	return r.result()
+}
+
+func (s *Spec) validate(r *reporter) {
+	s.Dataplane.validate(r)
+	s.Log.validate(r)
+	s.API.validate(r)
+	validateTargetSets(r, s.TargetSets)
+}
+
+func (d *Dataplane) validate(r *reporter) {
+	if len(d.Interfaces) == 0 {
+		r.errorf("dataplane.interfaces", `list the NICs that receive VIP traffic: interfaces = ["eth1"]`,
+			"at least one interface is required")
+	}
+	seen := make(map[string]int)
+	for i, name := range d.Interfaces {
+		path := elem("dataplane.interfaces", i)
+		if problem := ifNameProblem(name); problem != "" {
+			r.errorf(path, "Linux interface names are 1 to 15 bytes without '/', ':' or blanks", "%s", problem)
+		} else if j, dup := seen[name]; dup {
+			r.errorf(path, "list each interface once", "interface %s is already listed as interfaces[%d]", quote(name), j)
+		} else {
+			seen[name] = i
+		}
+	}
+	if d.Queues != nil && len(d.Queues) == 0 {
+		r.errorf("dataplane.queues", `write queues = "all" to serve every queue`, "no queues listed")
+	}
+	validateIDs(r, "dataplane.queues", "queue", d.Queues)
+	validateIDs(r, "dataplane.cpus", "CPU", d.CPUs)
+	r.enum("dataplane.xdp_mode", string(d.XDPMode), []string{string(XDPNative), string(XDPGeneric), string(XDPAuto)}, nil)
+
+	ringOK := isPow2(d.RingSize) && d.RingSize >= 64 && d.RingSize <= 16384
+	if !ringOK {
+		r.errorf("dataplane.ring_size", "use 64, 128, ..., 16384", "ring_size %d is not a power of two in 64..16384", d.RingSize)
+	}
+	switch {
+	case d.BatchSize < 1 || d.BatchSize > 1024:
+		r.errorf("dataplane.batch_size", "", "batch_size %d is out of range 1..1024", d.BatchSize)
+	case ringOK && d.BatchSize > d.RingSize:
+		r.errorf("dataplane.batch_size", "a batch must fit in one ring",
+			"batch_size %d is larger than ring_size %d", d.BatchSize, d.RingSize)
+	}
+	if d.MaxAssociations < 1024 {
+		r.errorf("dataplane.max_associations", "", "max_associations %d is below the minimum of 1024", d.MaxAssociations)
+	}
+	if d.FrameSize != 2048 && d.FrameSize != 4096 {
+		r.errorf("dataplane.frame_size", "", "frame_size %d is not 2048 or 4096", d.FrameSize)
+	}
+	if ringOK && (!isPow2(d.Frames) || d.Frames < 2*d.RingSize) {
+		r.errorf("dataplane.frames", fmt.Sprintf("leave frames = 0 for %d (4 * ring_size)", 4*d.RingSize),
+			"frames %d is not a power of two >= 2 * ring_size (%d)", d.Frames, 2*d.RingSize)
+	}
+	r.enum("dataplane.zero_copy", d.ZeroCopy, []string{ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff}, nil)
+}
+
+// validateIDs checks a list of queue or CPU ids: in range and unique.
+func validateIDs(r *reporter, path, what string, ids []int) {
+	seen := make(map[int]int)
+	for i, id := range ids {
+		ep := elem(path, i)
+		if r.muted(ep) {
+			continue // not an integer: already reported
+		}
+		if id < 0 || id > math.MaxInt32 {
+			r.errorf(ep, "", "%s id %d is out of range 0..%d", what, id, math.MaxInt32)
+		} else if j, dup := seen[id]; dup {
+			r.errorf(ep, "list each id once", "%s %d is already listed at index %d", what, id, j)
+		} else {
+			seen[id] = i
+		}
+	}
+}
+
+// ifNameProblem says what keeps name from being a Linux interface name
+// (dev_valid_name), or "".
+func ifNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "interface name is empty"
+	case len(name) > 15:
+		return fmt.Sprintf("interface name %s is longer than 15 bytes", quote(name))
+	case name == "." || name == "..", strings.ContainsAny(name, "/:"), strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return fmt.Sprintf("%s is not a valid interface name", quote(name))
+	}
+	return ""
+}
+
+func (l *Log) validate(r *reporter) {
+	r.enum("log.level", l.Level, []string{"debug", "info", "warn", "error"}, nil)
+	r.enum("log.format", l.Format, []string{"console", "json"}, nil)
+}
+
+func (a *API) validate(r *reporter) {
+	loopback, problem, hint := checkListen(a.Listen)
+	switch {
+	case problem != "":
+		r.errorf("api.listen", hint, "%s", problem)
+	case !loopback && a.Token == "":
+		r.errorf("api.listen", "set api.token, or listen on 127.0.0.1 or a unix socket",
+			"%s is reachable from other hosts but api.token is empty", quote(a.Listen))
+	}
+}
+
+// checkListen parses an API listen address and reports whether only this
+// host can reach it (loopback or unix socket). Host names other than
+// localhost are refused: resolving them would make the Spec depend on DNS.
+func checkListen(listen string) (loopback bool, problem, hint string) {
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		switch {
+		case !strings.HasPrefix(path, "/"):
+			return false, fmt.Sprintf("unix socket path %s is not absolute", quote(path)), `write listen = "unix:/run/ipfront/api.sock"`
+		case len(path) > 107:
+			return false, "unix socket path is longer than 107 bytes", ""
+		}
+		return true, "", ""
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, fmt.Sprintf("invalid listen address %s", quote(listen)), `write "host:port" such as "127.0.0.1:9180", or "unix:/path"`
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return false, fmt.Sprintf("invalid port %s in listen address", quote(port)), "the port is a number in 1..65535"
+	}
+	switch host {
+	case "localhost":
+		return true, "", ""
+	case "":
+		return false, "", "" // every address
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false, fmt.Sprintf("listen host %s is not an IP address", quote(host)), "write an IP address or localhost; other names would need DNS"
+	}
+	return ip.IsLoopback(), "", ""
+}
+
+// enum reports value at path unless it is one of valid. Values in later are
+// planned but not supported yet.
+func (r *reporter) enum(path, value string, valid, later []string) {
+	if slices.Contains(valid, value) {
+		return
+	}
+	if slices.Contains(later, value) {
+		r.errorf(path, fmt.Sprintf("only %s is supported in this version", quoteList(valid)), "%s is not supported yet", quote(value))
+		return
+	}
+	hint := "valid values: " + quoteList(valid)
+	if s := suggest(value, valid); s != "" {
+		hint = fmt.Sprintf("did you mean %q?", s)
+	}
+	r.errorf(path, hint, "unknown value %s", quote(value))
+}
+
+// isPow2 reports whether n is a power of two.
+func isPow2(n int) bool { return n > 0 && n&(n-1) == 0 }
