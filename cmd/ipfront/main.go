@@ -1,0 +1,127 @@
+// Command ipfront is the ipfront daemon and its tools: "ipfront run" runs the
+// load balancer, "ipfront check" validates a configuration file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ipfront/ipfront/slowpath"
+	"github.com/ipfront/ipfront/slowpath/config"
+)
+
+const usage = `usage: ipfront <command> [flags]
+
+commands:
+  run   --config FILE   run the load balancer
+  check --config FILE   validate a configuration file and exit
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(os.Args[2:])
+	case "check":
+		err = check(os.Args[2:], os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "ipfront: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func configFlag(name string, args []string) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "/etc/ipfront/ipfront.toml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("ipfront %s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return *path, nil
+}
+
+// check prints every problem of a configuration with its file:line:column.
+func check(args []string, out io.Writer) error {
+	path, err := configFlag("check", args)
+	if err != nil {
+		return err
+	}
+	spec, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: ok (%d target sets)\n", path, len(spec.TargetSets))
+	return nil
+}
+
+func newLogger(l config.Log) zerolog.Logger {
+	var w io.Writer = os.Stderr
+	if l.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(l.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func run(args []string) error {
+	path, err := configFlag("run", args)
+	if err != nil {
+		return err
+	}
+	spec, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(spec.Log)
+	log.Info().Str("config", path).Int("target_sets", len(spec.TargetSets)).Msg("starting")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d := slowpath.NewDaemon(spec, log)
+	api, err := slowpath.Listen(d, spec.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", spec.API.Listen, err)
+	}
+	go func() {
+		if err := api.Serve(); err != nil {
+			log.Error().Err(err).Msg("api")
+		}
+	}()
+	defer api.Shutdown()
+	log.Info().Str("listen", api.Addr().String()).Msg("api listening")
+	err = d.Run(ctx, nil)
+	if dp := d.Dataplane(); dp != nil {
+		c := slowpath.CountersOf(dp)
+		log.Info().Uint64("rx_packets", c.RxPackets).Uint64("tx_packets", c.TxPackets).Uint64("dropped", c.Dropped).
+			Uint64("new_associations", c.NewAssociations).Msg("final counters")
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

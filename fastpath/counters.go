@@ -1,0 +1,126 @@
+package fastpath
+
+import (
+	"sync/atomic"
+
+	"github.com/ipfront/ipfront/fastpath/packet"
+)
+
+// Drop reasons of the forwarder itself, after a frame parsed cleanly. They
+// share one numbering with packet.Reason so that every drop has exactly one
+// named counter.
+const (
+	DropNoTargetSet        = Reason(packet.NumReasons) + iota // VIP traffic no target set serves (protocol or port)
+	DropNoServer                                              // every server of the set is drained or failed
+	DropNeighborUnresolved                                    // the chosen server's MAC is not known yet
+	DropTxRingFull                                            // the TX ring had no room
+	DropKernelRx                                              // dropped by the kernel before the RX ring: frame bigger than a UMEM frame, ring full
+	NumReasons
+)
+
+// Reason is a drop reason: a packet.Reason or one of the Drop* constants.
+type Reason uint8
+
+var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped"}
+
+// String returns the reason's metric label.
+func (r Reason) String() string {
+	if r < Reason(packet.NumReasons) {
+		return packet.Reason(r).String()
+	}
+	if int(r-Reason(packet.NumReasons)) < len(dropNames) {
+		return dropNames[r-Reason(packet.NumReasons)]
+	}
+	return "unknown"
+}
+
+// Counters are one worker's totals. The worker keeps a private copy it
+// increments with plain arithmetic and publishes it into a shared copy once
+// per batch (see publish), so the per-packet cost is an add, and readers get
+// a view at most one batch old without ever stopping the worker.
+type Counters struct {
+	RxPackets, RxBytes uint64
+	TxPackets, TxBytes uint64
+	Drops              [NumReasons]uint64
+	NewAssociations    uint64 // associations created, including re-selections
+	Reselected         uint64 // associations moved to a new server (teardown seen, server gone)
+	Expired            uint64 // associations that went stale (swept or found stale)
+	Stateless          uint64 // flows forwarded without an association: table full
+	ICMPForwarded      uint64 // ICMP errors sent to the server of the flow they quote
+	// Server packets and bytes, indexed by set id * MaxServers + slot.
+	ServerPackets, ServerBytes [MaxSets * MaxServers]uint64
+}
+
+// scalars lists the fields publish copies every batch, in one place so that
+// publish and Snapshot cannot drift apart.
+func (c *Counters) scalars() [9]*uint64 {
+	return [9]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
+		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded}
+}
+
+// sharedCounters is the published copy: written only by the owning worker,
+// with atomic stores; read by anyone with atomic loads.
+type sharedCounters struct {
+	c Counters
+}
+
+// publish copies what changed since the last publish. dirty lists the server
+// indices touched in this batch.
+func (s *sharedCounters) publish(local, last *Counters, dirty []uint16) {
+	ls, ps, ss := local.scalars(), last.scalars(), s.c.scalars()
+	for i := range ls {
+		if *ls[i] != *ps[i] {
+			atomic.StoreUint64(ss[i], *ls[i])
+			*ps[i] = *ls[i]
+		}
+	}
+	for i := range local.Drops {
+		if local.Drops[i] != last.Drops[i] {
+			atomic.StoreUint64(&s.c.Drops[i], local.Drops[i])
+			last.Drops[i] = local.Drops[i]
+		}
+	}
+	for _, j := range dirty {
+		atomic.StoreUint64(&s.c.ServerPackets[j], local.ServerPackets[j])
+		atomic.StoreUint64(&s.c.ServerBytes[j], local.ServerBytes[j])
+	}
+}
+
+// snapshot reads the published copy into out.
+func (s *sharedCounters) snapshot(out *Counters) {
+	ss, os := s.c.scalars(), out.scalars()
+	for i := range ss {
+		*os[i] = atomic.LoadUint64(ss[i])
+	}
+	for i := range out.Drops {
+		out.Drops[i] = atomic.LoadUint64(&s.c.Drops[i])
+	}
+	for i := range out.ServerPackets {
+		out.ServerPackets[i] = atomic.LoadUint64(&s.c.ServerPackets[i])
+		out.ServerBytes[i] = atomic.LoadUint64(&s.c.ServerBytes[i])
+	}
+}
+
+// Add accumulates o into c, for totals across workers.
+func (c *Counters) Add(o *Counters) {
+	cs, os := c.scalars(), o.scalars()
+	for i := range cs {
+		*cs[i] += *os[i]
+	}
+	for i := range c.Drops {
+		c.Drops[i] += o.Drops[i]
+	}
+	for i := range c.ServerPackets {
+		c.ServerPackets[i] += o.ServerPackets[i]
+		c.ServerBytes[i] += o.ServerBytes[i]
+	}
+}
+
+// Dropped is the total of all drop counters.
+func (c *Counters) Dropped() uint64 {
+	var n uint64
+	for _, d := range c.Drops {
+		n += d
+	}
+	return n
+}

@@ -1,0 +1,249 @@
+package fastpath
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/steer"
+	"github.com/ipfront/ipfront/fastpath/xsk"
+)
+
+// Config is what the data plane needs to start, derived by the slow path from
+// the validated configuration. It holds no kernel state.
+type Config struct {
+	Interfaces      []string
+	Queues          []int // nil: every RX queue of each interface
+	CPUs            []int // nil: workers are not pinned; else one per worker
+	XDPMode         steer.XDPMode
+	BusyPoll        bool
+	BatchSize       int
+	MaxAssociations int
+	RingSize        uint32
+	FrameSize       uint32
+	Frames          uint32
+	NeedWakeup      bool
+	SocketMode      xsk.Mode
+}
+
+// Interface describes one interface the data plane forwards on.
+type Interface struct {
+	Name    string
+	Index   int
+	MAC     [6]byte
+	XDPMode steer.XDPMode // mode the steering program got
+	Queues  []int
+}
+
+// Dataplane owns the kernel objects of the fast path (steering programs,
+// AF_XDP sockets) and the workers. Its methods are for the slow path and may
+// be called from any goroutine; none of them makes a worker wait.
+type Dataplane struct {
+	ifaces   []Interface
+	programs []*steer.Program
+	attached []*steer.Attachment
+	workers  []*Worker
+	sockets  []*xsk.Socket
+	tables   atomic.Pointer[Tables]
+	mu       sync.Mutex // serialises Publish and Close
+	closed   bool
+}
+
+// Start loads and attaches the steering program on every interface, opens one
+// AF_XDP socket per queue and starts a worker for each. On error everything
+// already set up is torn down.
+func Start(cfg Config) (_ *Dataplane, err error) {
+	if len(cfg.Interfaces) == 0 || len(cfg.Interfaces) > MaxInterfaces {
+		return nil, fmt.Errorf("need 1 to %d interfaces, have %d", MaxInterfaces, len(cfg.Interfaces))
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
+		return nil, fmt.Errorf("batch size %d outside 1..%d", cfg.BatchSize, MaxBatch)
+	}
+	d := &Dataplane{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	for _, name := range cfg.Interfaces {
+		ifc, err := describe(name, cfg.Queues)
+		if err != nil {
+			return nil, err
+		}
+		d.ifaces = append(d.ifaces, ifc)
+	}
+	nWorkers := 0
+	for _, ifc := range d.ifaces {
+		nWorkers += len(ifc.Queues)
+	}
+	if cfg.CPUs != nil && len(cfg.CPUs) != nWorkers {
+		return nil, fmt.Errorf("cpus lists %d CPUs for %d workers (one per interface queue)", len(cfg.CPUs), nWorkers)
+	}
+	perShard := (cfg.MaxAssociations + nWorkers - 1) / nWorkers
+	for i := range d.ifaces {
+		ifc := &d.ifaces[i]
+		maxQ := 0
+		for _, q := range ifc.Queues {
+			maxQ = max(maxQ, q+1)
+		}
+		prog, err := steer.Load(maxQ)
+		if err != nil {
+			return nil, fmt.Errorf("load steering program for %s: %w", ifc.Name, err)
+		}
+		d.programs = append(d.programs, prog)
+		for _, q := range ifc.Queues {
+			cpu := -1
+			if cfg.CPUs != nil {
+				cpu = cfg.CPUs[len(d.workers)]
+			}
+			w, err := d.newWorker(cfg, ifc, i, q, cpu, perShard)
+			if err != nil {
+				return nil, err
+			}
+			if err := prog.RegisterSocket(q, w.sock.FD()); err != nil {
+				return nil, fmt.Errorf("register socket of %s queue %d: %w", ifc.Name, q, err)
+			}
+		}
+		// Attach last, so no VIP packet is steered to a queue without a socket.
+		at, err := prog.Attach(ifc.Index, cfg.XDPMode)
+		if err != nil {
+			return nil, fmt.Errorf("attach steering program to %s: %w", ifc.Name, err)
+		}
+		d.attached = append(d.attached, at)
+		ifc.XDPMode = at.Mode()
+	}
+	for _, w := range d.workers {
+		if err := w.start(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Dataplane) newWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, perShard int) (*Worker, error) {
+	sock, err := xsk.Open(xsk.Config{
+		Ifindex: ifc.Index, QueueID: queue, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
+		RingSize: cfg.RingSize, NeedWakeup: cfg.NeedWakeup, Mode: cfg.SocketMode,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open AF_XDP socket on %s queue %d: %w", ifc.Name, queue, err)
+	}
+	d.sockets = append(d.sockets, sock)
+	shard, err := assoc.NewShard(perShard)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		Interface: ifc.Name, Queue: queue, CPU: cpu,
+		sock: sock, engine: NewEngine(shard, ifaceIdx, ifc.MAC), tables: &d.tables,
+		busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
+	}
+	d.workers = append(d.workers, w)
+	return w, nil
+}
+
+// describe finds an interface's index, MAC and RX queues.
+func describe(name string, queues []int) (Interface, error) {
+	nif, err := net.InterfaceByName(name)
+	if err != nil {
+		return Interface{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	ifc := Interface{Name: name, Index: nif.Index}
+	if len(nif.HardwareAddr) != 6 {
+		return Interface{}, fmt.Errorf("interface %s has no Ethernet address", name)
+	}
+	copy(ifc.MAC[:], nif.HardwareAddr)
+	rx, _ := filepath.Glob(filepath.Join("/sys/class/net", name, "queues", "rx-*"))
+	n := max(len(rx), 1)
+	if queues == nil {
+		for q := 0; q < n; q++ {
+			ifc.Queues = append(ifc.Queues, q)
+		}
+		return ifc, nil
+	}
+	for _, q := range queues {
+		if q >= n {
+			return Interface{}, fmt.Errorf("interface %s has %d RX queues; queue %d does not exist", name, n, q)
+		}
+	}
+	ifc.Queues = append([]int(nil), queues...)
+	return ifc, nil
+}
+
+// Interfaces describes the interfaces the data plane runs on; the index of an
+// interface in this slice is the one Server.MAC is indexed by.
+func (d *Dataplane) Interfaces() []Interface { return d.ifaces }
+
+// Workers returns the workers, in start order.
+func (d *Dataplane) Workers() []*Worker { return d.workers }
+
+// Publish hands a new generation of tables to the workers and makes the
+// steering programs send exactly its VIPs to them. Tables go first, so a
+// newly steered VIP always finds its target set.
+func (d *Dataplane) Publish(t *Tables) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return os.ErrClosed
+	}
+	d.tables.Store(t)
+	vips := t.VIPs()
+	var errs []error
+	for _, p := range d.programs {
+		errs = append(errs, p.SetVIPs(vips))
+	}
+	return errors.Join(errs...)
+}
+
+// Tables returns the generation last published.
+func (d *Dataplane) Tables() *Tables { return d.tables.Load() }
+
+// Counters returns the sum of every worker's published counters.
+func (d *Dataplane) Counters() *Counters {
+	total, one := new(Counters), new(Counters)
+	for _, w := range d.workers {
+		w.engine.Snapshot(one)
+		total.Add(one)
+	}
+	return total
+}
+
+// SteeringStats sums the steering programs' counters.
+func (d *Dataplane) SteeringStats() (redirected, passed uint64, err error) {
+	for _, p := range d.programs {
+		r, ps, e := p.Counters()
+		redirected, passed, err = redirected+r, passed+ps, errors.Join(err, e)
+	}
+	return redirected, passed, err
+}
+
+// Close stops the workers, detaches the programs and closes the sockets.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, a := range d.attached {
+		errs = append(errs, a.Close())
+	}
+	for _, w := range d.workers {
+		if w.done != nil {
+			w.halt()
+		}
+	}
+	for _, s := range d.sockets {
+		errs = append(errs, s.Close())
+	}
+	for _, p := range d.programs {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}

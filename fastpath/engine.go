@@ -1,0 +1,269 @@
+package fastpath
+
+import (
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/maglev"
+	"github.com/ipfront/ipfront/fastpath/packet"
+)
+
+// MaxBatch is the largest batch a worker processes at once.
+const MaxBatch = 1024
+
+// Action is the engine's verdict on a frame.
+type Action uint8
+
+// Verdicts.
+const (
+	Drop     Action = iota // return the frame to the free pool
+	Transmit               // send the rewritten frame out of the interface it came in on
+)
+
+// Engine is the per-packet logic of one worker, apart from any I/O: parse,
+// find the target set, find or make the association, rewrite for L2 DSR.
+// Tests and benchmarks drive it with plain byte slices.
+//
+// An Engine belongs to one goroutine. Its shard is readable by others (see
+// assoc.Shard); its counters are published for readers by Publish.
+type Engine struct {
+	shard  *assoc.Shard
+	tables *Tables
+	iface  int
+	srcMAC [6]byte
+
+	local, last Counters
+	shared      sharedCounters
+	dirty       []uint16 // server counter indices touched since the last Publish
+	dirtyMark   [MaxSets * MaxServers]uint32
+	epoch       uint32
+
+	// Per-batch scratch, filled by the first pass over a batch.
+	flows   [MaxBatch]packet.Flow
+	reasons [MaxBatch]packet.Reason
+	sets    [MaxBatch]*TargetSet
+	keys    [MaxBatch]assoc.Key
+	hashes  [MaxBatch]uint64
+	sink    uint64 // keeps the prefetching loads alive
+}
+
+// NewEngine returns an engine that records associations in shard and
+// rewrites frames to leave interface number iface (an index into the
+// per-interface MACs of Server) with source MAC srcMAC.
+func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
+	return &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxBatch), epoch: 1}
+}
+
+// SetTables switches the engine to a new generation of tables. Workers call
+// it between batches only.
+func (e *Engine) SetTables(t *Tables) { e.tables = t }
+
+// Tables returns the generation in use.
+func (e *Engine) Tables() *Tables { return e.tables }
+
+// Shard returns the engine's association shard.
+func (e *Engine) Shard() *assoc.Shard { return e.shard }
+
+// Process decides every frame of a batch (len(frames) <= MaxBatch) and
+// rewrites the ones to transmit in place. now is the association clock.
+//
+// The batch is walked twice: the first pass parses every frame, resolves its
+// target set and reads its association slot, so the cache misses of the whole
+// batch are in flight together; the second pass does the work.
+func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
+	n := min(len(frames), len(acts), MaxBatch)
+	t := e.tables
+	for i := 0; i < n; i++ {
+		f := &e.flows[i]
+		r := packet.Parse(frames[i], f)
+		e.reasons[i] = r
+		e.sets[i] = nil
+		if r != packet.OK || t == nil {
+			continue
+		}
+		ts := t.lookup(&f.Dst, ProtoBit(f.Proto), f.DstPort)
+		e.sets[i] = ts
+		if ts == nil {
+			continue
+		}
+		k := &e.keys[i]
+		k.Addr, k.Port, k.Proto, k.Set = f.Src, f.SrcPort, f.Proto, ts.ID
+		h := k.Hash()
+		e.hashes[i] = h
+		e.sink += e.shard.Prefetch(h)
+	}
+	for i := 0; i < n; i++ {
+		acts[i] = e.forward(frames[i], i, now)
+	}
+}
+
+func (e *Engine) forward(frame []byte, i int, now uint32) Action {
+	e.local.RxPackets++
+	e.local.RxBytes += uint64(len(frame))
+	if r := e.reasons[i]; r != packet.OK {
+		e.local.Drops[r]++
+		return Drop
+	}
+	ts := e.sets[i]
+	if ts == nil {
+		e.local.Drops[DropNoTargetSet]++
+		return Drop
+	}
+	f := &e.flows[i]
+	var slot uint8
+	if f.ICMPError {
+		slot = e.quotedServer(ts, f, i)
+	} else {
+		slot = e.associate(ts, f, i, now)
+	}
+	if slot >= MaxServers {
+		e.local.Drops[DropNoServer]++
+		return Drop
+	}
+	srv := &ts.Servers[slot]
+	if !srv.HasMAC[e.iface] {
+		e.local.Drops[DropNeighborUnresolved]++
+		return Drop
+	}
+	eth := packet.Ethernet(frame)
+	eth.SetDst(srv.MAC[e.iface])
+	eth.SetSrc(e.srcMAC)
+	j := uint16(ts.ID)*MaxServers + uint16(slot)
+	e.local.ServerPackets[j]++
+	e.local.ServerBytes[j] += uint64(len(frame))
+	if e.dirtyMark[j] != e.epoch {
+		e.dirtyMark[j] = e.epoch
+		e.dirty = append(e.dirty, j)
+	}
+	return Transmit
+}
+
+// quotedServer picks the server for an ICMP error about one of our flows:
+// the flow's association if there is one, else the server a new flow would
+// get, which is where a stateless flow went.
+func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
+	e.local.ICMPForwarded++
+	if idx, found := e.shard.Find(&e.keys[i], e.hashes[i]); found {
+		v := e.shard.Value(idx)
+		if srv := &ts.Servers[v.Server&(MaxServers-1)]; srv.Present && srv.Gen == v.Gen && !srv.Reselect {
+			return v.Server
+		}
+	}
+	return ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+}
+
+// associate returns the server slot of the flow, creating or re-selecting its
+// association as the IPFE staleness rules say.
+func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uint8 {
+	k, h := &e.keys[i], e.hashes[i]
+	idx, found := e.shard.Find(k, h)
+	if found {
+		v := e.shard.Value(idx)
+		if e.stillValid(ts, f, v, now) {
+			if fl := teardownFlags(f); fl != 0 {
+				e.shard.Mark(idx, fl)
+			}
+			if f.Proto == packet.ProtoSCTP && v.Flags&assoc.FlagTagLearned == 0 && learnableTag(f) {
+				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|assoc.FlagTagLearned, now
+				e.shard.Put(idx, k, v)
+			} else {
+				e.shard.Touch(idx, now)
+			}
+			return v.Server
+		}
+		e.local.Reselected++
+	}
+	slot := ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	if slot >= MaxServers {
+		return maglev.NoBackend
+	}
+	if idx < 0 {
+		e.local.Stateless++
+		return slot
+	}
+	v := assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, Flags: teardownFlags(f), LastSeen: now}
+	if f.Proto == packet.ProtoSCTP && learnableTag(f) {
+		v.Tag, v.Flags = f.SCTPTag, v.Flags|assoc.FlagTagLearned
+	}
+	e.shard.Put(idx, k, v)
+	e.local.NewAssociations++
+	return slot
+}
+
+// stillValid applies the staleness rules to an existing association: idle
+// past the delete age; a TCP SYN after the client's FIN or RST; an SCTP INIT
+// after SHUTDOWN/ABORT or once the association's tag is known (INIT only
+// starts an association); or its server is gone or must be left.
+func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, v assoc.Value, now uint32) bool {
+	srv := &ts.Servers[v.Server&(MaxServers-1)]
+	if !srv.Present || srv.Gen != v.Gen || srv.Reselect {
+		return false
+	}
+	if assoc.Age(now, v.LastSeen) > ts.DeleteAge {
+		e.local.Expired++
+		return false
+	}
+	switch f.Proto {
+	case packet.ProtoTCP:
+		syn := f.TCPFlags&(packet.TCPFlagSYN|packet.TCPFlagACK) == packet.TCPFlagSYN
+		return !(syn && v.Flags&(assoc.FlagFIN|assoc.FlagRST) != 0)
+	case packet.ProtoSCTP:
+		return !(f.SCTPChunk == packet.SCTPChunkInit && v.Flags&(assoc.FlagShutdown|assoc.FlagTagLearned) != 0)
+	}
+	return true
+}
+
+// teardownFlags is the evidence of a closing connection this packet carries.
+func teardownFlags(f *packet.Flow) uint8 {
+	switch f.Proto {
+	case packet.ProtoTCP:
+		var fl uint8
+		if f.TCPFlags&packet.TCPFlagFIN != 0 {
+			fl |= assoc.FlagFIN
+		}
+		if f.TCPFlags&packet.TCPFlagRST != 0 {
+			fl |= assoc.FlagRST
+		}
+		return fl
+	case packet.ProtoSCTP:
+		switch f.SCTPChunk {
+		case packet.SCTPChunkShutdown, packet.SCTPChunkShutdownAck, packet.SCTPChunkAbort:
+			return assoc.FlagShutdown
+		}
+	}
+	return 0
+}
+
+// learnableTag: INIT carries tag 0 (the peer's tag is not known yet); every
+// later client packet carries the tag the server chose.
+func learnableTag(f *packet.Flow) bool {
+	return f.SCTPChunk != packet.SCTPChunkInit && f.SCTPTag != 0
+}
+
+// Sweep expires up to budget association slots; workers call it once per
+// loop iteration.
+func (e *Engine) Sweep(budget int, now uint32) {
+	if e.tables == nil {
+		return
+	}
+	e.local.Expired += uint64(e.shard.Sweep(budget, now, e.tables.ages))
+}
+
+// countTx records frames the TX ring accepted and drops it refused.
+func (e *Engine) countTx(sent, bytes, refused uint64) {
+	e.local.TxPackets += sent
+	e.local.TxBytes += bytes
+	e.local.Drops[DropTxRingFull] += refused
+}
+
+// drop counts a frame dropped outside Process.
+func (e *Engine) drop(r Reason) { e.local.Drops[r]++ }
+
+// Publish makes the counters of everything processed so far visible to
+// Snapshot. Workers call it once per batch.
+func (e *Engine) Publish() {
+	e.shared.publish(&e.local, &e.last, e.dirty)
+	e.dirty = e.dirty[:0]
+	e.epoch++
+}
+
+// Snapshot copies the published counters into out. Safe from any goroutine.
+func (e *Engine) Snapshot(out *Counters) { e.shared.snapshot(out) }

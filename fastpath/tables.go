@@ -1,0 +1,207 @@
+package fastpath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/maglev"
+)
+
+// Limits of the forwarding tables.
+const (
+	MaxServers    = 16  // servers per target set, as in the IPFE
+	MaxSets       = 256 // target sets per daemon; ids are 0..MaxSets-1
+	MaxInterfaces = 8   // interfaces one daemon forwards on
+)
+
+// Protocol bits of TargetSet.Protos.
+const (
+	ProtoBitTCP uint8 = 1 << iota
+	ProtoBitUDP
+	ProtoBitSCTP
+)
+
+// ProtoBit maps an IANA protocol number to its TargetSet.Protos bit (0 if
+// the protocol cannot be load balanced).
+func ProtoBit(proto uint8) uint8 {
+	switch proto {
+	case 6:
+		return ProtoBitTCP
+	case 17:
+		return ProtoBitUDP
+	case 132:
+		return ProtoBitSCTP
+	}
+	return 0
+}
+
+// PortRange is an inclusive range of destination ports.
+type PortRange struct{ First, Last uint16 }
+
+// Server is one slot of a target set. The slow path keeps a server in the
+// same slot across reloads and bumps Gen when a slot is given to a different
+// server, so an association that names a slot and generation always means
+// the server it was made for.
+type Server struct {
+	Name    string
+	Addr    netip.Addr
+	Gen     uint16
+	Weight  uint32
+	Present bool // the slot holds a configured server
+	// Reselect tells workers to move this server's associations on their next
+	// packet: it was removed or failed with on_server_failure = "reselect".
+	Reselect bool
+	// MAC is the server's link-layer address as seen from each interface
+	// (indexed like Config.Interfaces); HasMAC is false until resolved.
+	MAC    [MaxInterfaces][6]byte
+	HasMAC [MaxInterfaces]bool
+}
+
+// TargetSet is one VIP with its protocols, ports and servers, ready for the
+// fast path. It is immutable once published.
+type TargetSet struct {
+	ID        uint16
+	Name      string
+	VIP       [16]byte // IPv4 in IPv4-mapped form
+	Protos    uint8    // ProtoBit* mask
+	Ports     []PortRange
+	DeleteAge uint32 // seconds of idleness after which an association is stale
+	Maglev    *maglev.Table
+	Servers   [MaxServers]Server
+}
+
+func (ts *TargetSet) matches(protoBit uint8, port uint16) bool {
+	if ts.Protos&protoBit == 0 {
+		return false
+	}
+	for _, r := range ts.Ports {
+		if port >= r.First && port <= r.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// Tables is one immutable generation of everything workers need to forward.
+// The slow path builds a new one for every change and publishes it with
+// Dataplane.Publish; workers pick it up at the top of their next poll.
+type Tables struct {
+	Generation uint64
+	sets       [MaxSets]*TargetSet
+	ages       []uint32 // delete age by set id, for assoc.Shard.Sweep
+	vipSlots   []vipSlot
+	vipMask    uint64
+}
+
+// vipSlot is an open-addressing bucket: a VIP and the target sets on it.
+type vipSlot struct {
+	vip  [16]byte
+	used bool
+	sets []*TargetSet
+}
+
+// ErrBadTables reports target sets the fast path cannot hold.
+var ErrBadTables = errors.New("invalid forwarding tables")
+
+// NewTables indexes sets for the fast path. Set ids must be unique and below
+// MaxSets; every set needs a Maglev table.
+func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
+	t := &Tables{Generation: generation}
+	byVIP := map[[16]byte][]*TargetSet{}
+	maxID := -1
+	for _, ts := range sets {
+		if int(ts.ID) >= MaxSets || t.sets[ts.ID] != nil {
+			return nil, fmt.Errorf("%w: target set %q: id %d duplicate or not below %d", ErrBadTables, ts.Name, ts.ID, MaxSets)
+		}
+		if ts.Maglev == nil {
+			return nil, fmt.Errorf("%w: target set %q has no Maglev table", ErrBadTables, ts.Name)
+		}
+		if ts.DeleteAge > assoc.MaxAge {
+			ts.DeleteAge = assoc.MaxAge
+		}
+		t.sets[ts.ID] = ts
+		maxID = max(maxID, int(ts.ID))
+		byVIP[ts.VIP] = append(byVIP[ts.VIP], ts)
+	}
+	t.ages = make([]uint32, maxID+1)
+	for _, ts := range sets {
+		t.ages[ts.ID] = ts.DeleteAge
+	}
+	n := 4
+	for n < 2*len(byVIP) {
+		n *= 2
+	}
+	t.vipSlots = make([]vipSlot, n)
+	t.vipMask = uint64(n - 1)
+	for vip, list := range byVIP {
+		i := vipHash(&vip) & t.vipMask
+		for t.vipSlots[i].used {
+			i = (i + 1) & t.vipMask
+		}
+		t.vipSlots[i] = vipSlot{vip: vip, used: true, sets: list}
+	}
+	return t, nil
+}
+
+// Set returns the target set with this id, or nil.
+func (t *Tables) Set(id uint16) *TargetSet {
+	if int(id) >= MaxSets {
+		return nil
+	}
+	return t.sets[id]
+}
+
+// Sets returns every target set, ordered by id.
+func (t *Tables) Sets() []*TargetSet {
+	var out []*TargetSet
+	for _, ts := range t.sets {
+		if ts != nil {
+			out = append(out, ts)
+		}
+	}
+	return out
+}
+
+// VIPs returns the distinct VIP addresses, for the steering program's map.
+func (t *Tables) VIPs() []netip.Addr {
+	var out []netip.Addr
+	for i := range t.vipSlots {
+		if t.vipSlots[i].used {
+			out = append(out, netip.AddrFrom16(t.vipSlots[i].vip).Unmap())
+		}
+	}
+	return out
+}
+
+func vipHash(a *[16]byte) uint64 {
+	var h uint64
+	for i := 0; i < 16; i += 8 {
+		w := uint64(a[i]) | uint64(a[i+1])<<8 | uint64(a[i+2])<<16 | uint64(a[i+3])<<24 |
+			uint64(a[i+4])<<32 | uint64(a[i+5])<<40 | uint64(a[i+6])<<48 | uint64(a[i+7])<<56
+		h = (h ^ w) * 0x9E3779B97F4A7C15
+	}
+	return h ^ h>>29
+}
+
+// lookup finds the target set serving dst, protocol and port, or nil.
+func (t *Tables) lookup(dst *[16]byte, protoBit uint8, port uint16) *TargetSet {
+	i := vipHash(dst) & t.vipMask
+	for n := uint64(0); n <= t.vipMask; n++ {
+		s := &t.vipSlots[i]
+		if !s.used {
+			return nil
+		}
+		if s.vip == *dst {
+			for _, ts := range s.sets {
+				if ts.matches(protoBit, port) {
+					return ts
+				}
+			}
+			return nil
+		}
+		i = (i + 1) & t.vipMask
+	}
+	return nil
+}

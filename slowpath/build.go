@@ -1,0 +1,158 @@
+package slowpath
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/maglev"
+	"github.com/ipfront/ipfront/slowpath/config"
+)
+
+// Identity keeps the numbering that associations depend on stable across
+// reloads: a target set keeps its id as long as its name exists, and a server
+// keeps its slot as long as its address stays in the set. A slot given to a
+// different server gets a new generation, so associations made for the old
+// one are re-selected instead of silently following the slot.
+//
+// Identity is owned by the slow path's single control goroutine.
+type Identity struct {
+	setIDs map[string]uint16
+	slots  map[string]*slotState
+}
+
+type slotState struct {
+	addr [fastpath.MaxServers]netip.Addr // current or last occupant
+	used [fastpath.MaxServers]bool
+	gen  [fastpath.MaxServers]uint16
+}
+
+// NewIdentity returns an empty numbering.
+func NewIdentity() *Identity {
+	return &Identity{setIDs: map[string]uint16{}, slots: map[string]*slotState{}}
+}
+
+// MACFunc answers the resolved link-layer address of a server as seen from
+// interface number iface, if known.
+type MACFunc func(iface int, addr netip.Addr) ([6]byte, bool)
+
+// Build turns a validated spec into one generation of fast-path tables,
+// numbering sets and servers through id. It is a pure function of its
+// inputs apart from id's bookkeeping.
+func Build(spec *config.Spec, id *Identity, nIfaces int, macs MACFunc, generation uint64) (*fastpath.Tables, error) {
+	if len(spec.TargetSets) > fastpath.MaxSets {
+		return nil, fmt.Errorf("%d target sets; at most %d are supported", len(spec.TargetSets), fastpath.MaxSets)
+	}
+	id.assignSetIDs(spec)
+	sets := make([]*fastpath.TargetSet, 0, len(spec.TargetSets))
+	for i := range spec.TargetSets {
+		cs := &spec.TargetSets[i]
+		ts, err := id.buildSet(cs, nIfaces, macs)
+		if err != nil {
+			return nil, fmt.Errorf("target set %q: %w", cs.Name, err)
+		}
+		sets = append(sets, ts)
+	}
+	return fastpath.NewTables(generation, sets)
+}
+
+// assignSetIDs keeps ids of surviving names and gives new names the lowest
+// free ids, so removing a set never renumbers the others.
+func (id *Identity) assignSetIDs(spec *config.Spec) {
+	keep := map[string]bool{}
+	for _, ts := range spec.TargetSets {
+		keep[ts.Name] = true
+	}
+	for name := range id.setIDs {
+		if !keep[name] {
+			delete(id.setIDs, name)
+			delete(id.slots, name)
+		}
+	}
+	taken := map[uint16]bool{}
+	for _, v := range id.setIDs {
+		taken[v] = true
+	}
+	next := uint16(0)
+	for _, ts := range spec.TargetSets {
+		if _, ok := id.setIDs[ts.Name]; ok {
+			continue
+		}
+		for taken[next] {
+			next++
+		}
+		id.setIDs[ts.Name] = next
+		taken[next] = true
+	}
+}
+
+func (id *Identity) buildSet(cs *config.TargetSet, nIfaces int, macs MACFunc) (*fastpath.TargetSet, error) {
+	ts := &fastpath.TargetSet{
+		ID:        id.setIDs[cs.Name],
+		Name:      cs.Name,
+		VIP:       cs.Address.As16(),
+		DeleteAge: uint32(min(cs.DeleteAge.Seconds(), assoc.MaxAge)),
+	}
+	for _, p := range cs.Protocols {
+		ts.Protos |= fastpath.ProtoBit(uint8(p))
+	}
+	for _, r := range cs.Ports {
+		ts.Ports = append(ts.Ports, fastpath.PortRange{First: r.First, Last: r.Last})
+	}
+	st := id.slots[cs.Name]
+	if st == nil {
+		st = &slotState{}
+		id.slots[cs.Name] = st
+	}
+	slotOf := st.place(cs.Servers)
+	backends := make([]maglev.Backend, fastpath.MaxServers)
+	for i := range backends {
+		backends[i].Key = fmt.Sprintf("slot-%d", i) // unused slots: weight 0
+	}
+	for i, srv := range cs.Servers {
+		slot := slotOf[i]
+		s := &ts.Servers[slot]
+		s.Name, s.Addr, s.Gen, s.Weight, s.Present = srv.Name, srv.Address, st.gen[slot], uint32(srv.Weight), true
+		for ifc := 0; ifc < nIfaces; ifc++ {
+			s.MAC[ifc], s.HasMAC[ifc] = macs(ifc, srv.Address)
+		}
+		backends[slot] = maglev.Backend{Key: srv.Address.String(), Weight: uint32(srv.Weight)}
+	}
+	table, err := maglev.New(backends, cs.TableSize)
+	if err != nil {
+		return nil, err
+	}
+	ts.Maglev = table
+	return ts, nil
+}
+
+// place gives every server a slot: its old one if its address had one, else
+// a free slot whose generation is bumped. It returns the slot of each server.
+func (st *slotState) place(servers []config.Server) []int {
+	slotOf := make([]int, len(servers))
+	var keep [fastpath.MaxServers]bool
+	for i, srv := range servers {
+		slotOf[i] = -1
+		for s := range st.addr {
+			if st.used[s] && st.addr[s] == srv.Address {
+				slotOf[i], keep[s] = s, true
+			}
+		}
+	}
+	st.used = keep
+	for i, srv := range servers {
+		if slotOf[i] >= 0 {
+			continue
+		}
+		for s := range st.used {
+			if !st.used[s] {
+				st.used[s], st.addr[s] = true, srv.Address
+				st.gen[s]++
+				slotOf[i] = s
+				break
+			}
+		}
+	}
+	return slotOf
+}

@@ -1,0 +1,201 @@
+package slowpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/steer"
+	"github.com/ipfront/ipfront/fastpath/xsk"
+	"github.com/ipfront/ipfront/slowpath/config"
+)
+
+// How often the control loop re-reads the neighbour table: quickly until
+// every server is resolved, then at a steady pace that still notices a
+// server's MAC changing within seconds.
+const (
+	resolveFast   = 100 * time.Millisecond
+	resolveSteady = time.Second
+	// readyTimeout bounds how long start-up waits for servers to resolve
+	// before declaring itself ready anyway (with a warning): one dead
+	// server must not keep the rest of the farm out of service.
+	readyTimeout = 5 * time.Second
+)
+
+// Daemon is the slow path: it owns the validated spec, starts the data plane
+// from it, keeps server MACs resolved, and publishes new table generations.
+// One control goroutine (Run) does all of that; the API reads through
+// accessors that never touch workers.
+type Daemon struct {
+	log   zerolog.Logger
+	neigh *Neighbors
+	ready atomic.Bool
+
+	mu   sync.Mutex // guards spec, id, gen and dp against API readers
+	spec *config.Spec
+	id   *Identity
+	gen  uint64
+	dp   *fastpath.Dataplane
+}
+
+// NewDaemon returns a daemon for spec; nothing touches the kernel until Run.
+func NewDaemon(spec *config.Spec, log zerolog.Logger) *Daemon {
+	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity()}
+}
+
+// DataplaneConfig translates the spec's [dataplane] table for the fast path.
+func DataplaneConfig(dp *config.Dataplane) fastpath.Config {
+	mode := map[config.XDPMode]steer.XDPMode{config.XDPAuto: steer.ModeAuto, config.XDPNative: steer.ModeNative, config.XDPGeneric: steer.ModeGeneric}[dp.XDPMode]
+	sock := map[string]xsk.Mode{config.ZeroCopyAuto: xsk.ModeAuto, config.ZeroCopyOn: xsk.ModeZeroCopy, config.ZeroCopyOff: xsk.ModeCopy}[dp.ZeroCopy]
+	return fastpath.Config{
+		Interfaces: dp.Interfaces, Queues: dp.Queues, CPUs: dp.CPUs, XDPMode: mode,
+		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize, MaxAssociations: dp.MaxAssociations,
+		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
+		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
+	}
+}
+
+// Run starts the data plane and serves until ctx is cancelled, then tears
+// everything down. onReady, if set, is called once the daemon is ready.
+func (d *Daemon) Run(ctx context.Context, onReady func()) error {
+	dp, err := fastpath.Start(DataplaneConfig(&d.spec.Dataplane))
+	if err != nil {
+		return fmt.Errorf("start data plane: %w", err)
+	}
+	d.mu.Lock()
+	d.dp = dp
+	d.mu.Unlock()
+	defer func() {
+		if err := dp.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("data plane teardown")
+		}
+	}()
+	for _, ifc := range dp.Interfaces() {
+		d.log.Info().Str("interface", ifc.Name).Int("ifindex", ifc.Index).Str("xdp_mode", ifc.XDPMode.String()).
+			Ints("queues", ifc.Queues).Msg("steering program attached")
+	}
+	for _, w := range dp.Workers() {
+		d.log.Info().Str("interface", w.Interface).Int("queue", w.Queue).Int("cpu", w.CPU).
+			Bool("busy_poll", d.spec.Dataplane.BusyPoll).Msg("worker started")
+	}
+	if err := d.refreshAndPublish(true); err != nil {
+		return err
+	}
+	start := time.Now()
+	timer := time.NewTimer(resolveFast)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info().Msg("shutting down")
+			return nil
+		case <-timer.C:
+		}
+		if err := d.refreshAndPublish(false); err != nil {
+			d.log.Error().Err(err).Msg("publish tables")
+		}
+		if !d.ready.Load() && (d.unresolved() == 0 || time.Since(start) > readyTimeout) {
+			if n := d.unresolved(); n > 0 {
+				d.log.Warn().Int("unresolved_servers", n).Msg("ready with servers whose MAC is unknown; their new flows are dropped until resolved")
+			}
+			d.ready.Store(true)
+			d.log.Info().Uint64("generation", d.Generation()).Msg("ready")
+			if onReady != nil {
+				onReady()
+			}
+		}
+		next := resolveSteady
+		if d.unresolved() > 0 {
+			next = resolveFast
+		}
+		timer.Reset(next)
+	}
+}
+
+// refreshAndPublish re-reads server MACs and publishes a new generation when
+// one changed (or always, when force is set).
+func (d *Daemon) refreshAndPublish(force bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ifs := d.dp.Interfaces()
+	idx, names := make([]int, len(ifs)), make([]string, len(ifs))
+	for i, ifc := range ifs {
+		idx[i], names[i] = ifc.Index, ifc.Name
+	}
+	changed, _ := d.neigh.Refresh(idx, names, serverAddrs(d.spec))
+	if !changed && !force {
+		return nil
+	}
+	return d.publishLocked()
+}
+
+func (d *Daemon) publishLocked() error {
+	ifs := d.dp.Interfaces()
+	macs := func(iface int, addr netip.Addr) ([6]byte, bool) { return d.neigh.Lookup(ifs[iface].Index, addr) }
+	t, err := Build(d.spec, d.id, len(ifs), macs, d.gen+1)
+	if err != nil {
+		return err
+	}
+	if err := d.dp.Publish(t); err != nil {
+		return err
+	}
+	d.gen = t.Generation
+	d.log.Debug().Uint64("generation", d.gen).Int("target_sets", len(d.spec.TargetSets)).Msg("tables published")
+	return nil
+}
+
+// unresolved counts servers without a MAC on some interface.
+func (d *Daemon) unresolved() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, ifc := range d.dp.Interfaces() {
+		for _, a := range serverAddrs(d.spec) {
+			if _, ok := d.neigh.Lookup(ifc.Index, a); !ok {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func serverAddrs(spec *config.Spec) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, ts := range spec.TargetSets {
+		for _, s := range ts.Servers {
+			if !seen[s.Address] {
+				seen[s.Address] = true
+				out = append(out, s.Address)
+			}
+		}
+	}
+	return out
+}
+
+// Ready reports whether start-up finished.
+func (d *Daemon) Ready() bool { return d.ready.Load() }
+
+// Generation is the generation of the tables last published.
+func (d *Daemon) Generation() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gen
+}
+
+// Dataplane returns the running data plane, or nil before Run started it.
+func (d *Daemon) Dataplane() *fastpath.Dataplane {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dp
+}
+
+// ErrNotRunning is returned by accessors used before Run started the data plane.
+var ErrNotRunning = errors.New("data plane not running")

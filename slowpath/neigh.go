@@ -1,0 +1,103 @@
+package slowpath
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Neighbors resolves servers' MAC addresses from the kernel's neighbour
+// table, the same table the kernel's own forwarding uses, so ipfront follows
+// ARP/ND exactly as a router would. Missing entries are resolved by sending
+// the server one UDP datagram to the discard port, which makes the kernel
+// run ARP or ND for it.
+type Neighbors struct {
+	mu    sync.Mutex
+	known map[neighKey][6]byte
+}
+
+type neighKey struct {
+	ifindex int
+	addr    netip.Addr
+}
+
+// NewNeighbors returns an empty cache.
+func NewNeighbors() *Neighbors { return &Neighbors{known: map[neighKey][6]byte{}} }
+
+// usable neighbour states: the kernel has a link-layer address it would use.
+const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
+	netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+// Refresh reads the neighbour table of each interface for addrs, triggers
+// resolution of every address without a usable entry (and of stale ones, so
+// the kernel re-confirms them), and reports whether any MAC changed and how
+// many addresses remain unresolved.
+func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Addr) (changed bool, missing int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, ifindex := range ifindexes {
+		table := map[netip.Addr]netlink.Neigh{}
+		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			list, err := netlink.NeighList(ifindex, fam)
+			if err != nil {
+				continue
+			}
+			for _, e := range list {
+				if a, ok := netip.AddrFromSlice(e.IP); ok {
+					table[a.Unmap()] = e
+				}
+			}
+		}
+		for _, addr := range addrs {
+			k := neighKey{ifindex, addr}
+			e, ok := table[addr]
+			if ok && e.State&usableNUD != 0 && len(e.HardwareAddr) == 6 {
+				mac := [6]byte(e.HardwareAddr)
+				if old, had := n.known[k]; !had || old != mac {
+					n.known[k] = mac
+					changed = true
+				}
+				if e.State&netlink.NUD_STALE != 0 {
+					poke(ifnames[i], addr)
+				}
+				continue
+			}
+			if _, had := n.known[k]; had && (!ok || e.State&netlink.NUD_FAILED != 0) {
+				delete(n.known, k)
+				changed = true
+			}
+			missing++
+			poke(ifnames[i], addr)
+		}
+	}
+	return changed, missing
+}
+
+// Lookup returns the cached MAC of addr on ifindex.
+func (n *Neighbors) Lookup(ifindex int, addr netip.Addr) ([6]byte, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	mac, ok := n.known[neighKey{ifindex, addr}]
+	return mac, ok
+}
+
+// poke sends one empty datagram to addr's discard port out of ifname; the
+// kernel resolves the neighbour to send it. Errors are irrelevant: the
+// datagram is only a means to the resolution.
+func poke(ifname string, addr netip.Addr) {
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		})
+	}}
+	conn, err := d.Dial("udp", netip.AddrPortFrom(addr, 9).String())
+	if err != nil {
+		return
+	}
+	_, _ = conn.Write([]byte{0})
+	conn.Close()
+}
