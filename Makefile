@@ -1,0 +1,49 @@
+# ipfront: `make demo` runs the main job on a network-namespace lab,
+# `make test` runs every test. Both need root (namespaces, XDP, AF_XDP).
+GO      ?= go
+BIN     := bin
+GOFLAGS ?=
+
+.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ipfront ./cmd/ipfront
+	$(GO) build $(GOFLAGS) -o $(BIN)/iplab ./cmd/iplab
+	@if [ -d bench/pktgen ]; then $(GO) build $(GOFLAGS) -o $(BIN)/pktgen ./bench/pktgen; fi
+
+# Builds everything, creates the lab (client, ipfront, three servers on one
+# bridge), runs ipfront with the shipped config, drives TCP and UDP through
+# the VIP, prints the distribution and counters, and tears the lab down.
+demo: build
+	$(BIN)/iplab demo --config configs/demo.toml --ipfront $(BIN)/ipfront
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1)
+
+# Every test: unit, fuzz seed corpora, race detector on the concurrent
+# packages, network-namespace end-to-end tests, and the benchmark harness's
+# short run so it cannot rot.
+test: vet build
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -timeout 10m ./fastpath/ ./fastpath/assoc/ ./slowpath/...
+	@if [ -f bench/harness.sh ]; then $(MAKE) bench-smoke; fi
+
+# Short fuzzing sessions beyond the seed corpora that `make test` replays.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fastpath/packet/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./slowpath/config/
+
+bench: build
+	bench/harness.sh full
+
+bench-smoke: build
+	bench/harness.sh smoke
+
+profile: build
+	bench/harness.sh profile
+
+clean:
+	rm -rf $(BIN) bench/out
