@@ -37,10 +37,24 @@ func NewIdentity() *Identity {
 // interface number iface, if known.
 type MACFunc func(iface int, addr netip.Addr) ([6]byte, bool)
 
+// PolicyFunc adjusts a configured server for the slow path's run-time state
+// (admin drain, health, balance): the Maglev weight new flows see, and
+// whether its existing associations must move on their next packet. Nil
+// means the configuration as written.
+type PolicyFunc func(set *config.TargetSet, srv *config.Server) (weight uint32, reselect bool)
+
+// Inputs is everything a table generation is built from besides the spec.
+type Inputs struct {
+	Interfaces int        // number of data-plane interfaces
+	MACs       MACFunc    // resolved server MACs
+	Policy     PolicyFunc // run-time adjustments; nil for none
+	Generation uint64
+}
+
 // Build turns a validated spec into one generation of fast-path tables,
 // numbering sets and servers through id. It is a pure function of its
 // inputs apart from id's bookkeeping.
-func Build(spec *config.Spec, id *Identity, nIfaces int, macs MACFunc, generation uint64) (*fastpath.Tables, error) {
+func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, error) {
 	if len(spec.TargetSets) > fastpath.MaxSets {
 		return nil, fmt.Errorf("%d target sets; at most %d are supported", len(spec.TargetSets), fastpath.MaxSets)
 	}
@@ -48,13 +62,13 @@ func Build(spec *config.Spec, id *Identity, nIfaces int, macs MACFunc, generatio
 	sets := make([]*fastpath.TargetSet, 0, len(spec.TargetSets))
 	for i := range spec.TargetSets {
 		cs := &spec.TargetSets[i]
-		ts, err := id.buildSet(cs, nIfaces, macs)
+		ts, err := id.buildSet(cs, in)
 		if err != nil {
 			return nil, fmt.Errorf("target set %q: %w", cs.Name, err)
 		}
 		sets = append(sets, ts)
 	}
-	return fastpath.NewTables(generation, sets)
+	return fastpath.NewTables(in.Generation, sets)
 }
 
 // assignSetIDs keeps ids of surviving names and gives new names the lowest
@@ -87,7 +101,7 @@ func (id *Identity) assignSetIDs(spec *config.Spec) {
 	}
 }
 
-func (id *Identity) buildSet(cs *config.TargetSet, nIfaces int, macs MACFunc) (*fastpath.TargetSet, error) {
+func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetSet, error) {
 	ts := &fastpath.TargetSet{
 		ID:        id.setIDs[cs.Name],
 		Name:      cs.Name,
@@ -110,14 +124,18 @@ func (id *Identity) buildSet(cs *config.TargetSet, nIfaces int, macs MACFunc) (*
 	for i := range backends {
 		backends[i].Key = fmt.Sprintf("slot-%d", i) // unused slots: weight 0
 	}
-	for i, srv := range cs.Servers {
+	for i := range cs.Servers {
+		srv := &cs.Servers[i]
 		slot := slotOf[i]
 		s := &ts.Servers[slot]
 		s.Name, s.Addr, s.Gen, s.Weight, s.Present = srv.Name, srv.Address, st.gen[slot], uint32(srv.Weight), true
-		for ifc := 0; ifc < nIfaces; ifc++ {
-			s.MAC[ifc], s.HasMAC[ifc] = macs(ifc, srv.Address)
+		if in.Policy != nil {
+			s.Weight, s.Reselect = in.Policy(cs, srv)
 		}
-		backends[slot] = maglev.Backend{Key: srv.Address.String(), Weight: uint32(srv.Weight)}
+		for ifc := 0; ifc < in.Interfaces; ifc++ {
+			s.MAC[ifc], s.HasMAC[ifc] = in.MACs(ifc, srv.Address)
+		}
+		backends[slot] = maglev.Backend{Key: srv.Address.String(), Weight: s.Weight}
 	}
 	table, err := maglev.New(backends, cs.TableSize)
 	if err != nil {

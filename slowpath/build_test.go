@@ -68,7 +68,7 @@ func TestBuildTranslatesSpec(t *testing.T) {
 	macs := func(iface int, a netip.Addr) ([6]byte, bool) {
 		return mac, iface == 0 && a == netip.MustParseAddr("198.51.100.11")
 	}
-	tb, err := Build(parseSpec(t, twoSets), id, 1, macs, 7)
+	tb, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: macs, Generation: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestBuildTranslatesSpec(t *testing.T) {
 
 func TestBuildKeepsIdentityAcrossReloads(t *testing.T) {
 	id := NewIdentity()
-	first, err := Build(parseSpec(t, twoSets), id, 1, noMACs, 1)
+	first, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ ports = ["80"]
   address = "198.51.100.12"
   weight = 5
 `
-	second, err := Build(parseSpec(t, reloaded), id, 1, noMACs, 2)
+	second, err := Build(parseSpec(t, reloaded), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

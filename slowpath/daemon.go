@@ -37,17 +37,45 @@ type Daemon struct {
 	log   zerolog.Logger
 	neigh *Neighbors
 	ready atomic.Bool
+	reqs  chan request // work for the control goroutine, from API handlers and signals
 
-	mu   sync.Mutex // guards spec, id, gen and dp against API readers
-	spec *config.Spec
-	id   *Identity
-	gen  uint64
-	dp   *fastpath.Dataplane
+	mu      sync.Mutex // guards the fields below against API readers; written by the control goroutine
+	spec    *config.Spec
+	id      *Identity
+	gen     uint64
+	dp      *fastpath.Dataplane
+	drained map[serverRef]bool // set by ctl drain, cleared by ctl enable; survives reloads
+}
+
+// serverRef names a server across reloads: its set's name and its address.
+type serverRef struct {
+	set  string
+	addr netip.Addr
+}
+
+// request is a function the control goroutine runs on a caller's behalf, so
+// that every change to the spec and tables happens on one goroutine.
+type request struct {
+	fn   func() error
+	done chan error
 }
 
 // NewDaemon returns a daemon for spec; nothing touches the kernel until Run.
 func NewDaemon(spec *config.Spec, log zerolog.Logger) *Daemon {
-	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity()}
+	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity(),
+		reqs: make(chan request), drained: map[serverRef]bool{}}
+}
+
+// do runs fn on the control goroutine and returns its error; it fails if
+// the daemon is not running.
+func (d *Daemon) do(ctx context.Context, fn func() error) error {
+	r := request{fn: fn, done: make(chan error, 1)}
+	select {
+	case d.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
 }
 
 // DataplaneConfig translates the spec's [dataplane] table for the fast path.
@@ -96,6 +124,9 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 		case <-ctx.Done():
 			d.log.Info().Msg("shutting down")
 			return nil
+		case r := <-d.reqs:
+			r.done <- r.fn()
+			continue
 		case <-timer.C:
 		}
 		if err := d.refreshAndPublish(false); err != nil {
@@ -139,7 +170,7 @@ func (d *Daemon) refreshAndPublish(force bool) error {
 func (d *Daemon) publishLocked() error {
 	ifs := d.dp.Interfaces()
 	macs := func(iface int, addr netip.Addr) ([6]byte, bool) { return d.neigh.Lookup(ifs[iface].Index, addr) }
-	t, err := Build(d.spec, d.id, len(ifs), macs, d.gen+1)
+	t, err := Build(d.spec, d.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: d.policy, Generation: d.gen + 1})
 	if err != nil {
 		return err
 	}
@@ -149,6 +180,15 @@ func (d *Daemon) publishLocked() error {
 	d.gen = t.Generation
 	d.log.Debug().Uint64("generation", d.gen).Int("target_sets", len(d.spec.TargetSets)).Msg("tables published")
 	return nil
+}
+
+// policy applies the run-time server states to the configured weights.
+// Called with d.mu held.
+func (d *Daemon) policy(set *config.TargetSet, srv *config.Server) (uint32, bool) {
+	if d.drained[serverRef{set.Name, srv.Address}] {
+		return 0, false // drained: no new associations, existing ones stay
+	}
+	return uint32(srv.Weight), false
 }
 
 // unresolved counts servers without a MAC on some interface.

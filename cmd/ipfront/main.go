@@ -22,7 +22,7 @@ import (
 const usage = `usage: ipfront <command> [flags]
 
 commands:
-  run   --config FILE   run the load balancer
+  run   --config FILE   run the load balancer (SIGHUP re-reads FILE)
   check --config FILE   validate a configuration file and exit
 `
 
@@ -114,6 +114,14 @@ func run(args []string) error {
 	}()
 	defer api.Shutdown()
 	log.Info().Str("listen", api.Addr().String()).Msg("api listening")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			// Errors are logged by Reload with every position.
+			_ = d.Reload(ctx)
+		}
+	}()
 	err = d.Run(ctx, nil)
 	if dp := d.Dataplane(); dp != nil {
 		c := slowpath.CountersOf(dp)
