@@ -128,7 +128,6 @@ func (c *CountDrop) Close() error {
 type MACRewriteTX struct {
 	prog *ebpf.Program
 	macs *ebpf.Map // array: index -> {dst[6], pad[2], src[6], pad[2]}
-	n    int
 }
 
 // MACRewriteIndex is the hash MACRewriteTX uses to pick dstMACs[i] for an
@@ -211,7 +210,7 @@ func NewMACRewriteTX(dstMACs [][6]byte, srcMAC [6]byte) (*MACRewriteTX, error) {
 		m.Close()
 		return nil, fmt.Errorf("steer: load MACRewriteTX program: %w", err)
 	}
-	return &MACRewriteTX{prog: prog, macs: m, n: n}, nil
+	return &MACRewriteTX{prog: prog, macs: m}, nil
 }
 
 // Attach attaches the forwarder to ifindex in mode. The interface's peer

@@ -479,23 +479,13 @@ func (p *Program) Program() *ebpf.Program { return p.prog }
 // reference: close them to detach.
 func (p *Program) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{p.prog, p.vips, p.xsks, p.counters} {
-		if c == nil || isNilCloser(c) {
-			continue
-		}
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
+	if p.prog != nil {
+		errs = append(errs, p.prog.Close())
+	}
+	for _, m := range []*ebpf.Map{p.vips, p.xsks, p.counters} {
+		if m != nil {
+			errs = append(errs, m.Close())
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func isNilCloser(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *ebpf.Program:
-		return v == nil
-	case *ebpf.Map:
-		return v == nil
-	}
-	return false
 }

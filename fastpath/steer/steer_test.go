@@ -479,3 +479,104 @@ func TestMACRewriteTXOnVeth(t *testing.T) {
 		t.Errorf("peer sink: %d frames, %d bytes; want %d, %d", pkts, byts, n, n*(14+20+8+6))
 	}
 }
+
+// TestPerQueueSockets: on a 2-queue veth, frames arriving on RX queue q go
+// to the socket registered for q. The peer sends with AF_XDP sockets bound
+// to its TX queue q, and veth delivers a frame sent on TX queue q to the
+// peer's RX queue q.
+func TestPerQueueSockets(t *testing.T) {
+	lb, peer := netnstest.New(t, "mq-lb"), netnstest.New(t, "mq-peer")
+	for _, ns := range []*netnstest.NS{lb, peer} {
+		ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1")
+	}
+	netnstest.VethQueues(t, lb, "x0", peer, "p0", 2)
+	x0, p0 := lb.Link(t, "x0"), peer.Link(t, "p0")
+
+	prog, err := steer.Load(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	if err := prog.SetVIPs([]netip.Addr{vip4}); err != nil {
+		t.Fatal(err)
+	}
+	var att *steer.Attachment
+	var rx, tx [2]*xsk.Socket
+	if err := lb.Do(func() error {
+		if att, err = prog.Attach(x0.Index, steer.ModeNative); err != nil {
+			return err
+		}
+		for q := range rx {
+			if rx[q], err = xsk.Open(xsk.Config{Ifindex: x0.Index, QueueID: q, NumFrames: 256, RingSize: 64}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+	if err := peer.Do(func() error {
+		for q := range tx {
+			if tx[q], err = xsk.Open(xsk.Config{Ifindex: p0.Index, QueueID: q, NumFrames: 256, RingSize: 64}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for q := range 2 {
+		defer rx[q].Close()
+		defer tx[q].Close()
+		if err := prog.RegisterSocket(q, rx[q].FD()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for q := range 2 {
+		payload := []byte{byte('0' + q)}
+		frame := netnstest.Frame{
+			DstMAC: netnstest.MACOf(x0.HardwareAddr), SrcMAC: netnstest.MACOf(p0.HardwareAddr),
+			Src: netip.AddrPortFrom(peer4, 1), Dst: netip.AddrPortFrom(vip4, 2), Payload: payload,
+		}.Encode()
+		d := make([]xsk.Desc, 1)
+		tx[q].AllocTx(d)
+		d[0].Len = uint32(copy(tx[q].Frame(d[0]), frame))
+		if tx[q].Transmit(d) != 1 {
+			t.Fatalf("queue %d: Transmit refused the frame", q)
+		}
+		got := receive(t, rx[q], 1, 5*time.Second)
+		if len(got) != 1 || !bytes.Equal(got[0], frame) {
+			t.Fatalf("socket on queue %d got %d frames, want the one sent on queue %d", q, len(got), q)
+		}
+		if other := receive(t, rx[1-q], 1, 50*time.Millisecond); len(other) != 0 {
+			t.Fatalf("socket on queue %d got the frame sent on queue %d", 1-q, q)
+		}
+	}
+}
+
+// BenchmarkSteerProgram runs the program in the kernel (BPF_PROG_TEST_RUN) on
+// a VIP frame (no socket registered, so the redirect falls back to PASS)
+// and a non-VIP frame; kernel-ns/run is the kernel's own per-run time.
+func BenchmarkSteerProgram(b *testing.B) {
+	netnstest.RequireRoot(b)
+	p, err := steer.Load(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.SetVIPs([]netip.Addr{vip4}); err != nil {
+		b.Fatal(err)
+	}
+	for _, dst := range []netip.Addr{vip4, lbAddr4} {
+		frame := netnstest.Frame{Src: netip.AddrPortFrom(peer4, 1), Dst: netip.AddrPortFrom(dst, 2)}.Encode()
+		b.Run(dst.String(), func(b *testing.B) {
+			_, d, err := p.Program().Benchmark(frame, b.N, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(d.Nanoseconds()), "kernel-ns/run")
+		})
+	}
+}

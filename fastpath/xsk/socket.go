@@ -534,7 +534,8 @@ func (s *Socket) Wait(timeoutMs int) error {
 }
 
 // Stats returns the socket's counters and the kernel's XDP_STATISTICS. It may
-// be called from any goroutine while the socket is open.
+// be called from any goroutine while the socket is open. It costs a
+// getsockopt(2): call it from a metrics tick, not per loop iteration.
 func (s *Socket) Stats() (Stats, error) {
 	st := Stats{
 		RxPackets:   s.ctr.rxPackets.Load(),
@@ -567,7 +568,8 @@ func (s *Socket) Stats() (Stats, error) {
 }
 
 // Close closes the socket and unmaps its rings and UMEM. Frames the caller
-// still holds become invalid.
+// still holds become invalid, and no other method may be called afterwards
+// (the hot-path methods do not check). Close is idempotent.
 func (s *Socket) Close() error {
 	if s.fd < 0 {
 		return nil
