@@ -90,7 +90,10 @@ func (ts *TargetSet) matches(protoBit uint8, port uint16) bool {
 type Tables struct {
 	Generation uint64
 	sets       [MaxSets]*TargetSet
-	ages       []uint32 // delete age by set id, for assoc.Shard.Sweep
+	// ages is the delete age by set id, for assoc.Shard.Sweep. Ids of
+	// removed sets read 0, so their associations expire after one idle
+	// second.
+	ages []uint32
 	vipSlots   []vipSlot
 	vipMask    uint64
 }
