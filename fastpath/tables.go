@@ -93,9 +93,9 @@ type Tables struct {
 	// ages is the delete age by set id, for assoc.Shard.Sweep. Ids of
 	// removed sets read 0, so their associations expire after one idle
 	// second.
-	ages []uint32
-	vipSlots   []vipSlot
-	vipMask    uint64
+	ages     []uint32
+	vipSlots []vipSlot
+	vipMask  uint64
 }
 
 // vipSlot is an open-addressing bucket: a VIP and the target sets on it.
