@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +55,9 @@ func TestDemoConfig(t *testing.T) {
 			{Name: "198.51.100.12", Address: netip.MustParseAddr("198.51.100.12"), Weight: 2},
 			{Name: "198.51.100.13", Address: netip.MustParseAddr("198.51.100.13"), Weight: 3},
 		},
+		OnServerFailure: "reselect",
+		Health:          defaultHealth("tcp", 7000), // the first port
+		Balance:         defaultBalance(),
 	}}
 	if !reflect.DeepEqual(s.TargetSets, want) {
 		t.Errorf("demo target sets = %+v, want %+v", s.TargetSets, want)
@@ -83,5 +87,39 @@ func TestExampleConfigListsDefaults(t *testing.T) {
 		!reflect.DeepEqual(web.Protocols, []config.Proto{config.ProtoTCP}) ||
 		!reflect.DeepEqual(web.Ports, []config.PortRange{{First: 1, Last: 65535}}) {
 		t.Errorf("example.toml first target set = %+v, want the defaults", web)
+	}
+
+	// The defaults of the keys added with health checks and balancing, from
+	// sets that leave them out: the first checks port 80, as the example's
+	// must (its ports are "*"), the second uses HTTP.
+	sets, err := config.Parse("sets.toml", []byte(`[dataplane]
+interfaces = ["eth1"]
+[[target_set]]
+name = "a"
+address = "192.0.2.1"
+ports = ["80"]
+server = [{ address = "10.0.0.1" }]
+[[target_set]]
+name = "b"
+address = "192.0.2.2"
+ports = ["80"]
+server = [{ address = "10.0.0.1" }]
+health = { type = "http" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, defHTTP := sets.TargetSets[0], sets.TargetSets[1].Health
+	if web.OnServerFailure != def.OnServerFailure || web.Health != def.Health || web.Balance != def.Balance {
+		t.Errorf("example.toml first target set: on_server_failure %q, health %+v, balance %+v;\nwant the defaults %q, %+v, %+v",
+			web.OnServerFailure, web.Health, web.Balance, def.OnServerFailure, def.Health, def.Balance)
+	}
+	i := slices.IndexFunc(s.TargetSets, func(ts config.TargetSet) bool { return ts.Method == config.MethodPeerAware })
+	if i < 0 {
+		t.Fatal("example.toml has no peer_aware_least_load target set")
+	}
+	if h := s.TargetSets[i].Health; h.Type != config.HealthHTTP || h.Path != defHTTP.Path || h.ExpectStatus != defHTTP.ExpectStatus {
+		t.Errorf("example.toml %q health = %+v, want http with the default path %q and expect_status %d",
+			s.TargetSets[i].Name, h, defHTTP.Path, defHTTP.ExpectStatus)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -62,7 +63,7 @@ func (t table) sub(key string) table {
 	if m, isMap := v.(map[string]any); isMap {
 		sub.m = m
 	} else {
-		t.r.wrongType(path, "a table", v, fmt.Sprintf("write the keys under a [%s] header", key))
+		t.r.wrongType(path, "a table", v, fmt.Sprintf("write the keys under a [%s] header", headerName(path)))
 	}
 	return sub
 }
@@ -78,7 +79,7 @@ func (t table) tables(key string) []table {
 	}
 	elems, isArray := v.([]any)
 	if !isArray {
-		t.r.wrongType(path, "an array of tables", v, fmt.Sprintf("write [[%s]] with double brackets", path))
+		t.r.wrongType(path, "an array of tables", v, fmt.Sprintf("write [[%s]] with double brackets", headerName(path)))
 		return nil
 	}
 	out := make([]table, len(elems))
@@ -237,6 +238,57 @@ func (t table) addr(key string) (a netip.Addr, present bool) {
 	return a, true
 }
 
+// float returns the number at key; an integer is taken as a float.
+func (t table) float(key string, def float64) float64 {
+	v, path, ok := t.get(key)
+	if !ok {
+		return def
+	}
+	switch v := v.(type) {
+	case float64:
+		return v
+	case int64:
+		return float64(v)
+	}
+	hint := ""
+	if s, isStr := v.(string); isStr && strings.Trim(s, "0123456789.eE+-") == "" {
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			hint = "write " + s + " without quotes"
+		}
+	}
+	t.r.wrongType(path, "a number", v, hint)
+	return def
+}
+
+// prefixes returns the array of CIDR prefixes at key. Elements that are not
+// prefixes are reported and left zero (invalid).
+func (t table) prefixes(key string) (list []netip.Prefix, present bool) {
+	strs, present := t.strings(key)
+	if strs == nil {
+		return nil, present
+	}
+	path := join(t.path, key)
+	list = make([]netip.Prefix, len(strs))
+	for i, s := range strs {
+		ep := elem(path, i)
+		if t.r.muted(ep) {
+			continue // not a string: already reported
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			hint := `write a prefix such as "198.51.100.0/28" or "2001:db8:1::/48"`
+			if a, err := netip.ParseAddr(s); err == nil {
+				a = a.WithZone("")
+				hint = fmt.Sprintf("write a single address with its length: %q", netip.PrefixFrom(a, a.BitLen()))
+			}
+			t.r.errorf(ep, hint, "invalid prefix %s", quote(s))
+			continue
+		}
+		list[i] = p
+	}
+	return list, present
+}
+
 // duration returns the Go duration string at key.
 func (t table) duration(key string, def time.Duration) time.Duration {
 	v, path, ok := t.get(key)
@@ -278,6 +330,22 @@ func quoteHint(key string, v any) string {
 		return "put it in quotes: " + strconv.Quote(lit)
 	}
 	return fmt.Sprintf("put it in quotes: %s = %q", key, lit)
+}
+
+// headerName returns the name of the table at path as a header writes it:
+// "target_set.health" for "target_set[0].health".
+func headerName(path string) string {
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		if path[i] == '[' {
+			if j := strings.IndexByte(path[i:], ']'); j > 0 {
+				i += j
+				continue
+			}
+		}
+		b.WriteByte(path[i])
+	}
+	return b.String()
 }
 
 // isTable reports whether v is a table or an array of tables.

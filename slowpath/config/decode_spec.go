@@ -98,16 +98,98 @@ func decodeTargetSet(t table) TargetSet {
 		Name:       t.str("name", ""),
 		Protocols:  decodeProtocols(t),
 		Ports:      decodePorts(t),
-		Method:     t.str("method", "hash"),
+		Method:     t.str("method", MethodHash),
 		Forwarding: t.str("forwarding", "dsr"),
 		DeleteAge:  t.duration("delete_age", defaultDeleteAge),
 		TableSize:  t.integer("table_size", defaultTableSize),
+
+		OnServerFailure: t.str("on_server_failure", FailureReselect),
+		Balance:         decodeBalance(t.sub("balance")),
 	}
 	ts.Address, _ = t.addr("address")
 	for _, st := range t.tables("server") {
 		ts.Servers = append(ts.Servers, decodeServer(st))
 	}
+	_, checked := t.m["health"]
+	ts.Health = decodeHealth(t.sub("health"), checked, ts.Ports)
+	for _, pt := range t.tables("peer_group") {
+		ts.PeerGroups = append(ts.PeerGroups, decodePeerGroup(pt))
+	}
 	return ts
+}
+
+// decodeHealth reads [target_set.health]; present tells whether the set has
+// the table. The port defaults to the first port of the set's first range.
+// A set without the table whose first range is "*" has no port to check and
+// is not checked, so that the defaults alone always make a valid set.
+func decodeHealth(t table, present bool, ports []PortRange) Health {
+	t.checkKeys(healthSchema)
+	h := Health{
+		Type:         t.str("type", HealthTCP),
+		Path:         t.str("path", ""),
+		ExpectStatus: t.integer("expect_status", 0),
+		Interval:     t.duration("interval", defaultHealthInterval),
+		Timeout:      t.duration("timeout", defaultHealthTimeout),
+		Rise:         t.integer("rise", defaultRise),
+		Fall:         t.integer("fall", defaultFall),
+	}
+	first := PortRange{}
+	if len(ports) > 0 && validRange(ports[0]) {
+		first = ports[0]
+	}
+	if !present && first == allPorts {
+		h.Type = HealthNone
+	}
+	if first != allPorts {
+		h.Port = first.First
+	}
+	if v, path, ok := t.get("port"); ok {
+		h.Port = 0
+		if n, isInt := t.toInt(path, v); isInt {
+			if n < 1 || n > 65535 {
+				t.r.errorf(path, "ports are 1..65535", "port %d is out of range", n)
+			} else {
+				h.Port = uint16(n)
+			}
+		}
+	}
+	// Path and status mean something for HTTP only; Validate refuses them
+	// with the other types.
+	if h.Type == HealthHTTP {
+		if _, set := t.m["path"]; !set {
+			h.Path = defaultHealthPath
+		}
+		if _, set := t.m["expect_status"]; !set {
+			h.ExpectStatus = defaultExpectStatus
+		}
+	}
+	return h
+}
+
+func decodePeerGroup(t table) PeerGroup {
+	t.checkKeys(peerGroupSchema)
+	t.require("name", `name the peer group: name = "pool-a"`)
+	t.require("prefixes", `list the peers' source prefixes: prefixes = ["198.51.100.0/28"]`)
+	g := PeerGroup{Name: t.str("name", "")}
+	g.Prefixes, _ = t.prefixes("prefixes")
+	return g
+}
+
+func decodeBalance(t table) Balance {
+	t.checkKeys(balanceSchema)
+	b := Balance{
+		Enabled:   t.boolean("enabled", true),
+		Threshold: t.float("threshold", defaultThreshold),
+		Window:    t.duration("window", defaultWindow),
+		Sustain:   t.duration("sustain", defaultSustain),
+	}
+	b.Clear = t.float("clear", b.Threshold/2)
+	if _, set := t.m["clear"]; !set {
+		// Half of a valid threshold is valid: a bad default only repeats
+		// the threshold's own error.
+		t.r.mute(join(t.path, "clear"))
+	}
+	return b
 }
 
 func decodeServer(t table) Server {

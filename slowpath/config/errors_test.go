@@ -170,7 +170,7 @@ name = "Web"
 address = "192.0.2.300"
 protocols = ["tcp", "icmp", "tcp"]
 ports = ["80-70", "x", "*"]
-method = "least_load"
+method = "least-load"
 forwarding = "gue"
 delete_age = "500ms"
 table_size = 1000
@@ -183,7 +183,7 @@ table_size = 1000
 			{7, 29, "target_set[0].protocols[2]: protocol tcp is listed twice"},
 			{8, 10, `target_set[0].ports[0]: port range 80-70 is reversed (hint: write "70-80")`},
 			{8, 19, `target_set[0].ports[1]: "x" is not a port number`},
-			{9, 10, `target_set[0].method: "least_load" is not supported yet (hint: only "hash" is supported in this version)`},
+			{9, 10, `target_set[0].method: unknown value "least-load" (hint: did you mean "least_load"?)`},
 			{10, 14, `target_set[0].forwarding: "gue" is not supported yet (hint: only "dsr" is supported`},
 			{11, 14, "target_set[0].delete_age: delete_age 500ms is shorter than 1s"},
 			{12, 14, "target_set[0].table_size: table_size 1000 is not prime (hint: the next prime is 1009)"},

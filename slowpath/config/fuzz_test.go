@@ -3,10 +3,13 @@ package config_test
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -30,6 +33,13 @@ func FuzzParse(f *testing.F) {
 		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"192.0.2.1\"\nports = [\"1-2\", 3]\n[[target_set.server]]\naddress = \"10.0.0.1\"\nweight = 0\n",
 		"target_set = [5, {name = \"x\"}]\n[target_set.server]\n",
 		"[a.b]\n[a]\nc = { d = [1, [2, {e = 3}]] }\n",
+		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"192.0.2.1\"\nmethod = \"peer_aware_least_load\"\n" +
+			"on_server_failure = \"keep\"\nserver = [{address = \"10.0.0.1\"}]\n" +
+			"health = {type = \"http\", port = 80, path = \"/h\", expect_status = 204, interval = \"1s\", timeout = \"1s\", rise = 1, fall = 3}\n" +
+			"peer_group = [{name = \"p\", prefixes = [\"198.51.100.0/28\", \"0.0.0.0/0\"]}]\n" +
+			"balance = {threshold = 0.3, clear = 0, window = \"1s\", sustain = \"0s\", enabled = false}\n",
+		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"2001:db8::1\"\nports = [\"*\"]\n" +
+			"server = [{address = \"2001:db8::2\"}]\n[target_set.health]\ntype = \"none\"\n[target_set.balance]\nthreshold = 1\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -95,5 +105,70 @@ func checkInvariants(t *testing.T, s *config.Spec) {
 				t.Fatalf("target set %q: bad port range %v", ts.Name, r)
 			}
 		}
+		checkOptionInvariants(t, &ts)
+	}
+}
+
+// checkOptionInvariants checks what the selection, health checks and the
+// balancing alarm assume about a target set.
+func checkOptionInvariants(t *testing.T, ts *config.TargetSet) {
+	t.Helper()
+	switch ts.Method {
+	case config.MethodHash, config.MethodLeastLoad, config.MethodPeerAware:
+	default:
+		t.Fatalf("target set %q: bad method %q", ts.Name, ts.Method)
+	}
+	if ts.OnServerFailure != config.FailureReselect && ts.OnServerFailure != config.FailureKeep {
+		t.Fatalf("target set %q: bad on_server_failure %q", ts.Name, ts.OnServerFailure)
+	}
+
+	h := ts.Health
+	switch h.Type {
+	case config.HealthTCP:
+		if h.Path != "" || h.ExpectStatus != 0 {
+			t.Fatalf("target set %q: tcp health check with HTTP settings %+v", ts.Name, h)
+		}
+	case config.HealthHTTP:
+		if !strings.HasPrefix(h.Path, "/") || strings.HasPrefix(h.Path, "//") || strings.ContainsAny(h.Path, "# \t\r\n") ||
+			h.ExpectStatus < 100 || h.ExpectStatus > 599 {
+			t.Fatalf("target set %q: bad http health check %+v", ts.Name, h)
+		}
+	case config.HealthNone:
+		if h.Path != "" || h.ExpectStatus != 0 {
+			t.Fatalf("target set %q: health check none with HTTP settings %+v", ts.Name, h)
+		}
+	default:
+		t.Fatalf("target set %q: bad health check type %q", ts.Name, h.Type)
+	}
+	if h.Type != config.HealthNone && h.Port == 0 {
+		t.Fatalf("target set %q: health check without a port %+v", ts.Name, h)
+	}
+	if h.Interval < 100*time.Millisecond || h.Timeout <= 0 || h.Timeout > h.Interval ||
+		h.Rise < 1 || h.Rise > 100 || h.Fall < 1 || h.Fall > 100 {
+		t.Fatalf("target set %q: bad health check timing %+v", ts.Name, h)
+	}
+
+	if (ts.Method == config.MethodPeerAware) != (len(ts.PeerGroups) > 0) {
+		t.Fatalf("target set %q: method %q with %d peer groups", ts.Name, ts.Method, len(ts.PeerGroups))
+	}
+	names := make(map[string]bool)
+	prefixes := make(map[netip.Prefix]bool)
+	for _, g := range ts.PeerGroups {
+		if g.Name == "" || names[g.Name] || len(g.Prefixes) == 0 {
+			t.Fatalf("target set %q: bad peer group %+v", ts.Name, g)
+		}
+		names[g.Name] = true
+		for _, p := range g.Prefixes {
+			if !p.IsValid() || p != p.Masked() || p.Addr().Is4() != ts.Address.Is4() || p.Addr().Is4In6() || prefixes[p] {
+				t.Fatalf("target set %q: bad peer prefix %v in %+v (VIP %v)", ts.Name, p, g, ts.Address)
+			}
+			prefixes[p] = true
+		}
+	}
+
+	b := ts.Balance
+	if !(b.Threshold > 0 && b.Threshold < 1) || !(b.Clear >= 0 && b.Clear < b.Threshold) ||
+		b.Window < time.Second || b.Sustain < 0 {
+		t.Fatalf("target set %q: bad balance %+v", ts.Name, b)
 	}
 }

@@ -30,6 +30,20 @@ func defaultDataplane() config.Dataplane {
 	}
 }
 
+// defaultHealth is [target_set.health] with only type set, checking port.
+func defaultHealth(typ string, port uint16) config.Health {
+	h := config.Health{Type: typ, Port: port, Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2}
+	if typ == config.HealthHTTP {
+		h.Path, h.ExpectStatus = "/", 200
+	}
+	return h
+}
+
+// defaultBalance is an empty [target_set.balance].
+func defaultBalance() config.Balance {
+	return config.Balance{Enabled: true, Threshold: 0.2, Clear: 0.1, Window: 10 * time.Second, Sustain: 5 * time.Second}
+}
+
 func TestParseValid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -67,6 +81,11 @@ address = "192.0.2.10"
 					{Name: "10.0.0.11", Address: netip.MustParseAddr("10.0.0.11"), Weight: 1},
 					{Name: "b", Address: netip.MustParseAddr("10.0.0.12"), Weight: 0},
 				},
+				OnServerFailure: "reselect",
+				// Ports "*" give no port to check: without a health
+				// table the set is not checked.
+				Health:  defaultHealth("none", 0),
+				Balance: defaultBalance(),
 			}}
 		},
 	}, {
@@ -96,11 +115,18 @@ name = "dns6"
 address = "2001:db8::53"
 protocols = ["udp", "sctp"]
 ports = ["53", 5353, " 8000 - 8099 "]
-method = "hash"
+method = "peer_aware_least_load"
 forwarding = "dsr"
 delete_age = "1m30s"
 table_size = 251
 server = [{ address = "2001:db8:1::1", weight = 1000, name = "s-1" }]
+on_server_failure = "keep"
+health = { type = "http", port = 8080, path = "/healthz?full=1", expect_status = 204, interval = "2s", timeout = "2s", rise = 1, fall = 100 }
+peer_group = [
+  { name = "pool-a", prefixes = ["2001:db8:a::/48", "2001:db8:b::1/128"] },
+  { name = "pool_b", prefixes = ["::/0"] },
+]
+balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled = false }
 `,
 		want: func(s *config.Spec) {
 			s.Dataplane = config.Dataplane{
@@ -124,11 +150,22 @@ server = [{ address = "2001:db8:1::1", weight = 1000, name = "s-1" }]
 				Address:    netip.MustParseAddr("2001:db8::53"),
 				Protocols:  []config.Proto{config.ProtoUDP, config.ProtoSCTP},
 				Ports:      []config.PortRange{{First: 53, Last: 53}, {First: 5353, Last: 5353}, {First: 8000, Last: 8099}},
-				Method:     "hash",
+				Method:     "peer_aware_least_load",
 				Forwarding: "dsr",
 				DeleteAge:  90 * time.Second,
 				TableSize:  251,
 				Servers:    []config.Server{{Name: "s-1", Address: netip.MustParseAddr("2001:db8:1::1"), Weight: 1000}},
+
+				OnServerFailure: "keep",
+				Health: config.Health{
+					Type: "http", Port: 8080, Path: "/healthz?full=1", ExpectStatus: 204,
+					Interval: 2 * time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 100,
+				},
+				PeerGroups: []config.PeerGroup{
+					{Name: "pool-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:a::/48"), netip.MustParsePrefix("2001:db8:b::1/128")}},
+					{Name: "pool_b", Prefixes: []netip.Prefix{netip.MustParsePrefix("::/0")}},
+				},
+				Balance: config.Balance{Enabled: false, Threshold: 0.5, Clear: 0, Window: time.Second, Sustain: 0},
 			}}
 		},
 	}, {
@@ -173,7 +210,10 @@ server = [{ address = "10.0.0.1", weight = 0 }]
 					Name: name, Address: netip.MustParseAddr("192.0.2.10"),
 					Protocols: []config.Proto{p}, Ports: ports,
 					Method: "hash", Forwarding: "dsr", DeleteAge: 10 * time.Minute, TableSize: 65537,
-					Servers: []config.Server{{Name: "10.0.0.1", Address: netip.MustParseAddr("10.0.0.1")}},
+					Servers:         []config.Server{{Name: "10.0.0.1", Address: netip.MustParseAddr("10.0.0.1")}},
+					OnServerFailure: "reselect",
+					Health:          defaultHealth("tcp", ports[0].First),
+					Balance:         defaultBalance(),
 				}
 			}
 			s.TargetSets = []config.TargetSet{
@@ -181,6 +221,7 @@ server = [{ address = "10.0.0.1", weight = 0 }]
 				set("dns", config.ProtoUDP, config.PortRange{First: 1, Last: 65535}),
 				set("alt", config.ProtoTCP, config.PortRange{First: 8080, Last: 8080}),
 			}
+			s.TargetSets[1].Health = defaultHealth("none", 0) // ports "*"
 		},
 	}}
 	for _, tt := range tests {
@@ -216,7 +257,10 @@ func TestValidate(t *testing.T) {
 				Name: "web", Address: netip.MustParseAddr("192.0.2.10"),
 				Protocols: []config.Proto{config.ProtoTCP}, Ports: []config.PortRange{{First: 80, Last: 80}},
 				Method: "hash", Forwarding: "dsr", DeleteAge: time.Minute, TableSize: 251,
-				Servers: []config.Server{{Name: "a", Address: netip.MustParseAddr("10.0.0.1"), Weight: 1}},
+				Servers:         []config.Server{{Name: "a", Address: netip.MustParseAddr("10.0.0.1"), Weight: 1}},
+				OnServerFailure: config.FailureReselect,
+				Health:          defaultHealth(config.HealthTCP, 80),
+				Balance:         defaultBalance(),
 			}},
 		}
 	}

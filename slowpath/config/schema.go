@@ -17,6 +17,15 @@ const (
 	defaultDeleteAge       = 10 * time.Minute
 	defaultTableSize       = 65537
 	defaultWeight          = 1
+	defaultHealthInterval  = time.Second
+	defaultHealthTimeout   = 500 * time.Millisecond
+	defaultHealthPath      = "/"
+	defaultExpectStatus    = 200
+	defaultRise            = 2
+	defaultFall            = 2
+	defaultThreshold       = 0.2 // Clear defaults to half the threshold
+	defaultWindow          = 10 * time.Second
+	defaultSustain         = 5 * time.Second
 )
 
 // schema lists the keys one kind of table accepts.
@@ -35,11 +44,19 @@ var (
 	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof"}}
 	targetSetSchema = &schema{"[[target_set]]", []string{
 		"name", "address", "protocols", "ports", "method", "forwarding",
-		"delete_age", "table_size", "server",
+		"delete_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
 	}}
 	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name"}}
+	healthSchema = &schema{"[target_set.health]", []string{
+		"type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall",
+	}}
+	peerGroupSchema = &schema{"[[target_set.peer_group]]", []string{"name", "prefixes"}}
+	balanceSchema   = &schema{"[target_set.balance]", []string{"threshold", "window", "sustain", "clear", "enabled"}}
 
-	schemas = []*schema{rootSchema, dataplaneSchema, logSchema, apiSchema, targetSetSchema, serverSchema}
+	schemas = []*schema{
+		rootSchema, dataplaneSchema, logSchema, apiSchema, targetSetSchema, serverSchema,
+		healthSchema, peerGroupSchema, balanceSchema,
+	}
 )
 
 // unknownHint suggests a fix for a key s does not know: a close spelling,

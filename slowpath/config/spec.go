@@ -129,11 +129,80 @@ type TargetSet struct {
 	Address    netip.Addr    // the VIP
 	Protocols  []Proto       // non-empty, unique
 	Ports      []PortRange   // non-empty, non-overlapping, in file order
-	Method     string        // "hash" (Maglev)
+	Method     string        // MethodHash, MethodLeastLoad or MethodPeerAware
 	Forwarding string        // "dsr"
 	DeleteAge  time.Duration // idle time before an association is forgotten, >= 1s
 	TableSize  int           // Maglev lookup table size: a prime in 251..1000003
 	Servers    []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
+	// OnServerFailure is what happens to the associations of a server that
+	// fails: FailureReselect or FailureKeep.
+	OnServerFailure string
+	Health          Health
+	// PeerGroups is non-empty exactly when Method is MethodPeerAware.
+	PeerGroups []PeerGroup
+	Balance    Balance
+}
+
+// Values of TargetSet.Method: how a new association picks its server.
+const (
+	MethodHash      = "hash"                  // Maglev consistent hashing of the client
+	MethodLeastLoad = "least_load"            // the server with the fewest associations for its weight
+	MethodPeerAware = "peer_aware_least_load" // least_load within each peer group
+)
+
+// Values of TargetSet.OnServerFailure.
+const (
+	FailureReselect = "reselect" // the associations move to another server on their next packet
+	FailureKeep     = "keep"     // the associations stay on the server until they age out
+)
+
+// Values of Health.Type.
+const (
+	HealthTCP  = "tcp"  // a TCP connection to the port must succeed
+	HealthHTTP = "http" // an HTTP GET of the path must answer the expected status
+	HealthNone = "none" // no checks: servers are always up
+)
+
+// Health is [target_set.health]: how the servers of a set are checked.
+// Without the table the defaults apply, except that a set whose first port
+// range is "*" has no port to default to and is not checked (HealthNone).
+type Health struct {
+	Type string // HealthTCP, HealthHTTP or HealthNone
+	// Port is the port checked on each server: 1..65535, or 0 with
+	// HealthNone. It defaults to the first port of the set's first range.
+	Port         uint16
+	Path         string        // request path, starting with '/'; "" unless Type is HealthHTTP
+	ExpectStatus int           // status a healthy server answers, 100..599; 0 unless Type is HealthHTTP
+	Interval     time.Duration // time from one check to the next, >= 100ms
+	Timeout      time.Duration // how long a check may take: > 0 and <= Interval
+	Rise         int           // checks passed in a row that mark a server up, 1..100
+	Fall         int           // checks failed in a row that mark a server down, 1..100
+}
+
+// PeerGroup is one [[target_set.peer_group]]: the clients (peers) whose
+// source address is in Prefixes. MethodPeerAware balances each group's
+// associations over the servers separately.
+type PeerGroup struct {
+	Name string // unique within the set, [a-z0-9_-]{1,32}
+	// Prefixes is non-empty; each prefix is masked ("198.51.100.0/28", not
+	// "198.51.100.1/28"), of the VIP's IP version and in one group of the
+	// set only.
+	Prefixes []netip.Prefix
+}
+
+// Balance is [target_set.balance]: when the associations of a set count as
+// out of balance (IPFE "Connection Balancing"), for the alarm raised then.
+type Balance struct {
+	Enabled bool // raise and clear the alarm
+	// Threshold is the deviation of a server's share of the associations
+	// from its share of the weight that counts as out of balance:
+	// 0 < Threshold < 1.
+	Threshold float64
+	// Clear is the deviation below which a raised alarm clears:
+	// 0 <= Clear < Threshold.
+	Clear   float64
+	Window  time.Duration // measurement window, >= 1s
+	Sustain time.Duration // how long the deviation must last before the alarm is raised, >= 0
 }
 
 // Matches reports whether a packet of IP protocol proto to destination port

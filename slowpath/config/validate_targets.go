@@ -65,7 +65,8 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	checkAddr(r, path+".address", ts.Address, "VIP")
 	ts.validateProtocols(r, path+".protocols")
 	ts.validatePorts(r, path+".ports")
-	r.enum(path+".method", ts.Method, []string{"hash"}, []string{"least_load", "peer_aware_least_load"})
+	r.enum(path+".method", ts.Method, []string{MethodHash, MethodLeastLoad, MethodPeerAware}, nil)
+	r.enum(path+".on_server_failure", ts.OnServerFailure, []string{FailureReselect, FailureKeep}, nil)
 	r.enum(path+".forwarding", ts.Forwarding, []string{"dsr"}, []string{"nat", "ipip", "gue"})
 	if ts.DeleteAge < time.Second {
 		r.errorf(path+".delete_age", "the default is 10m", "delete_age %s is shorter than 1s", ts.DeleteAge)
@@ -77,6 +78,9 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 		r.errorf(path+".table_size", fmt.Sprintf("the next prime is %d", nextPrime(n)), "table_size %d is not prime", n)
 	}
 	ts.validateServers(r, path)
+	ts.Health.validate(r, path+".health", ts.Ports)
+	ts.validatePeerGroups(r, path)
+	ts.Balance.validate(r, path+".balance")
 }
 
 func (ts *TargetSet) validateProtocols(r *reporter, path string) {
