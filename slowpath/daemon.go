@@ -45,6 +45,8 @@ type Daemon struct {
 	gen     uint64
 	dp      *fastpath.Dataplane
 	drained map[serverRef]bool // set by ctl drain, cleared by ctl enable; survives reloads
+	down    map[serverRef]bool // failed health checks
+	alarms  []Alarm            // balance alarms, raised and cleared
 }
 
 // serverRef names a server across reloads: its set's name and its address.
@@ -63,7 +65,7 @@ type request struct {
 // NewDaemon returns a daemon for spec; nothing touches the kernel until Run.
 func NewDaemon(spec *config.Spec, log zerolog.Logger) *Daemon {
 	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity(),
-		reqs: make(chan request), drained: map[serverRef]bool{}}
+		reqs: make(chan request), drained: map[serverRef]bool{}, down: map[serverRef]bool{}}
 }
 
 // do runs fn on the control goroutine and returns its error; it fails if
