@@ -36,6 +36,8 @@ type Engine struct {
 	dirtyMark   [MaxSets * MaxServers]uint32
 	epoch       uint32
 
+	sel [MaxSets]selState // least-load bookkeeping by set id (select.go)
+
 	// Per-batch scratch, filled by the first pass over a batch.
 	flows   [MaxBatch]packet.Flow
 	reasons [MaxBatch]packet.Reason
@@ -54,7 +56,10 @@ func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 
 // SetTables switches the engine to a new generation of tables. Workers call
 // it between batches only.
-func (e *Engine) SetTables(t *Tables) { e.tables = t }
+func (e *Engine) SetTables(t *Tables) {
+	e.tables = t
+	e.allocGroups(t)
+}
 
 // Tables returns the generation in use.
 func (e *Engine) Tables() *Tables { return e.tables }
@@ -184,7 +189,14 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 		}
 		e.local.Reselected++
 	}
-	slot := ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	// A flow without an association (idx < 0) must land where its next
+	// packet will: only the hash is stateless.
+	var slot uint8
+	if ts.Method == MethodHash || idx < 0 {
+		slot = ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	} else {
+		slot = e.selectServer(ts, f, i)
+	}
 	if slot >= MaxServers {
 		return maglev.NoBackend
 	}

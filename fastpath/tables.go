@@ -66,10 +66,19 @@ type TargetSet struct {
 	Name      string
 	VIP       [16]byte // IPv4 in IPv4-mapped form
 	Protos    uint8    // ProtoBit* mask
+	Method    uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
 	Ports     []PortRange
 	DeleteAge uint32 // seconds of idleness after which an association is stale
 	Maglev    *maglev.Table
 	Servers   [MaxServers]Server
+	// PeerGroups classifies clients into peer groups for MethodPeerAware:
+	// the first prefix containing the client decides.
+	PeerGroups []PeerPrefix
+	// Load is where the slow path publishes the servers' load for the
+	// least-load methods; nil (or empty) means hash until it has.
+	Load *LoadCell
+
+	sel selIndex // filled by NewTables
 }
 
 func (ts *TargetSet) matches(protoBit uint8, port uint16) bool {
@@ -120,6 +129,9 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		}
 		if ts.Maglev == nil {
 			return nil, fmt.Errorf("%w: target set %q has no Maglev table", ErrBadTables, ts.Name)
+		}
+		if err := ts.prepareSelection(); err != nil {
+			return nil, fmt.Errorf("%w: target set %q: %w", ErrBadTables, ts.Name, err)
 		}
 		if ts.DeleteAge > assoc.MaxAge {
 			ts.DeleteAge = assoc.MaxAge
