@@ -20,6 +20,7 @@ import (
 type Identity struct {
 	setIDs map[string]uint16
 	slots  map[string]*slotState
+	loads  map[string]*fastpath.LoadCell // least-load snapshots, kept across generations
 }
 
 type slotState struct {
@@ -30,7 +31,7 @@ type slotState struct {
 
 // NewIdentity returns an empty numbering.
 func NewIdentity() *Identity {
-	return &Identity{setIDs: map[string]uint16{}, slots: map[string]*slotState{}}
+	return &Identity{setIDs: map[string]uint16{}, slots: map[string]*slotState{}, loads: map[string]*fastpath.LoadCell{}}
 }
 
 // MACFunc answers the resolved link-layer address of a server as seen from
@@ -82,6 +83,7 @@ func (id *Identity) assignSetIDs(spec *config.Spec) {
 		if !keep[name] {
 			delete(id.setIDs, name)
 			delete(id.slots, name)
+			delete(id.loads, name)
 		}
 	}
 	taken := map[uint16]bool{}
@@ -114,6 +116,18 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 	for _, r := range cs.Ports {
 		ts.Ports = append(ts.Ports, fastpath.PortRange{First: r.First, Last: r.Last})
 	}
+	ts.Method = methods[cs.Method]
+	for g, pg := range cs.PeerGroups {
+		for _, p := range pg.Prefixes {
+			ts.PeerGroups = append(ts.PeerGroups, fastpath.PeerPrefix{Prefix: fastpath.MappedPrefix(p), Group: uint8(g)})
+		}
+	}
+	if ts.Method != fastpath.MethodHash {
+		if id.loads[cs.Name] == nil {
+			id.loads[cs.Name] = new(fastpath.LoadCell)
+		}
+		ts.Load = id.loads[cs.Name]
+	}
 	st := id.slots[cs.Name]
 	if st == nil {
 		st = &slotState{}
@@ -144,6 +158,16 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 	ts.Maglev = table
 	return ts, nil
 }
+
+var methods = map[string]uint8{
+	config.MethodHash:      fastpath.MethodHash,
+	config.MethodLeastLoad: fastpath.MethodLeastLoad,
+	config.MethodPeerAware: fastpath.MethodPeerAware,
+}
+
+// LoadCell returns the least-load cell of a target set, or nil for a hash
+// set or an unknown name.
+func (id *Identity) LoadCell(set string) *fastpath.LoadCell { return id.loads[set] }
 
 // place gives every server a slot: its old one if its address had one, else
 // a free slot whose generation is bumped. It returns the slot of each server.

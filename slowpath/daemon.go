@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type Daemon struct {
 	drained map[serverRef]bool // set by ctl drain, cleared by ctl enable; survives reloads
 	down    map[serverRef]bool // failed health checks
 	alarms  []Alarm            // balance alarms, raised and cleared
+	samp    loadSampler            // balance trackers and bias
 }
 
 // serverRef names a server across reloads: its set's name and its address.
@@ -121,6 +123,8 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 	start := time.Now()
 	timer := time.NewTimer(resolveFast)
 	defer timer.Stop()
+	sampling := time.NewTicker(samplePeriod)
+	defer sampling.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,6 +132,11 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			return nil
 		case r := <-d.reqs:
 			r.done <- r.fn()
+			continue
+		case now := <-sampling.C:
+			if err := d.sample(now); err != nil {
+				d.log.Error().Err(err).Msg("publish balance bias")
+			}
 			continue
 		case <-timer.C:
 		}
@@ -184,13 +193,32 @@ func (d *Daemon) publishLocked() error {
 	return nil
 }
 
-// policy applies the run-time server states to the configured weights.
-// Called with d.mu held.
-func (d *Daemon) policy(set *config.TargetSet, srv *config.Server) (uint32, bool) {
-	if d.drained[serverRef{set.Name, srv.Address}] {
+// baseWeight applies operator drain and health to a configured server: the
+// weight new associations would see without the balance bias, and whether
+// its associations must move. Called with d.mu held.
+func (d *Daemon) baseWeight(set *config.TargetSet, srv *config.Server) (uint32, bool) {
+	ref := serverRef{set.Name, srv.Address}
+	if d.down[ref] {
+		return 0, set.OnServerFailure != config.FailureKeep
+	}
+	if d.drained[ref] {
 		return 0, false // drained: no new associations, existing ones stay
 	}
 	return uint32(srv.Weight), false
+}
+
+// policy is baseWeight scaled by the balance bias of an active alarm. A
+// biased weight never rounds a weighted server down to 0 unless the bias is 0.
+// Called with d.mu held.
+func (d *Daemon) policy(set *config.TargetSet, srv *config.Server) (uint32, bool) {
+	w, reselect := d.baseWeight(set, srv)
+	if b, ok := d.samp.bias[serverRef{set.Name, srv.Address}]; ok && w > 0 {
+		w = uint32(math.Round(float64(w) * b))
+		if b > 0 && w == 0 {
+			w = 1
+		}
+	}
+	return w, reselect
 }
 
 // unresolved counts servers without a MAC on some interface.

@@ -1,0 +1,187 @@
+package slowpath
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/slowpath/balance"
+	"github.com/ipfront/ipfront/slowpath/config"
+)
+
+// samplePeriod is how often the control goroutine measures load: the
+// least-load snapshots and the balance heuristic both run on it.
+const samplePeriod = time.Second
+
+// maxAlarmHistory bounds the cleared alarms kept for the API.
+const maxAlarmHistory = 100
+
+// loadSampler is the control goroutine's load bookkeeping across samples and
+// reloads; guarded by d.mu like the rest of the daemon's state.
+type loadSampler struct {
+	trackers map[string]*balance.Tracker
+	bias     map[serverRef]float64 // weight factors while a set's balance alarm is active
+}
+
+// sample measures every target set once: packet and association shares,
+// balance alarms, least-load snapshots. It republishes the tables only when
+// the balance bias changed.
+func (d *Daemon) sample(now time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dp := d.dp
+	t := dp.Tables()
+	if t == nil {
+		return nil
+	}
+	c := dp.Counters()
+	shards := make([]*assoc.Shard, 0, len(dp.Workers()))
+	for _, w := range dp.Workers() {
+		shards = append(shards, w.Engine().Shard())
+	}
+	counts := fastpath.CountAssociations(t, shards)
+	if d.samp.trackers == nil {
+		d.samp = loadSampler{trackers: map[string]*balance.Tracker{}, bias: map[serverRef]float64{}}
+	}
+	nextBias := map[serverRef]float64{}
+	live := map[string]bool{}
+	for i := range d.spec.TargetSets {
+		cs := &d.spec.TargetSets[i]
+		live[cs.Name] = true
+		ts := t.Set(d.id.setIDs[cs.Name])
+		if ts == nil || ts.Name != cs.Name || counts[ts.ID] == nil {
+			continue
+		}
+		tr := d.samp.trackers[cs.Name]
+		if tr == nil {
+			tr = balance.NewTracker(cs.Name, balance.Config(cs.Balance))
+			d.samp.trackers[cs.Name] = tr
+		}
+		tr.SetConfig(balance.Config(cs.Balance))
+		res := tr.Observe(now, d.samples(cs, ts, c, counts[ts.ID]))
+		d.storeLoad(ts, &res, counts[ts.ID], len(shards))
+		d.trackAlarm(cs, &res, now)
+		for key, b := range res.Bias {
+			if addr, err := netip.ParseAddr(key); err == nil && b != 1 {
+				nextBias[serverRef{cs.Name, addr}] = b
+			}
+		}
+	}
+	for name := range d.samp.trackers {
+		if !live[name] {
+			delete(d.samp.trackers, name)
+		}
+	}
+	if equalBias(nextBias, d.samp.bias) {
+		return nil
+	}
+	d.samp.bias = nextBias
+	return d.publishLocked()
+}
+
+// samples builds the balance input of one set: weights after drain and
+// health but before the balance bias, so the alarm does not feed on its own
+// output.
+func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpath.Counters, n *fastpath.Associations) []balance.ServerSample {
+	byAddr := map[netip.Addr]*config.Server{}
+	for i := range cs.Servers {
+		byAddr[cs.Servers[i].Address] = &cs.Servers[i]
+	}
+	var out []balance.ServerSample
+	for slot := range ts.Servers {
+		s := &ts.Servers[slot]
+		cfg := byAddr[s.Addr]
+		if !s.Present || cfg == nil {
+			continue
+		}
+		w, _ := d.baseWeight(cs, cfg)
+		j := int(ts.ID)*fastpath.MaxServers + slot
+		out = append(out, balance.ServerSample{Key: s.Addr.String(), Name: s.Name, Weight: float64(w),
+			Packets: c.ServerPackets[j], Associations: n.Server[slot]})
+	}
+	return out
+}
+
+// storeLoad publishes the least-load snapshot of a set that uses one.
+func (d *Daemon) storeLoad(ts *fastpath.TargetSet, res *balance.Result, n *fastpath.Associations, workers int) {
+	if ts.Load == nil {
+		return
+	}
+	snap := &fastpath.LoadSnapshot{GroupAssoc: n.Group}
+	for slot := range ts.Servers {
+		snap.Score[slot] = math.MaxUint32
+		if !ts.Servers[slot].Present {
+			continue
+		}
+		key := ts.Servers[slot].Addr.String()
+		if sc, ok := res.Score[key]; ok {
+			snap.Score[slot] = sc
+		}
+		snap.NewPenalty[slot] = uint32(min(uint64(res.Penalty[key])*uint64(max(workers, 1)), math.MaxUint32))
+	}
+	ts.Load.Store(snap)
+}
+
+// trackAlarm records and logs the alarm edges of one observation.
+func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.Time) {
+	if !res.Raised && !res.Cleared && !res.AlarmActive {
+		return
+	}
+	servers := alarmServers(res, cs)
+	switch {
+	case res.Raised:
+		d.alarms = append(d.alarms, Alarm{ID: res.AlarmID, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
+		ev := d.log.Warn().Str("alarm", res.AlarmID).Str("target_set", cs.Name).Float64("deviation", res.Deviation)
+		for _, s := range servers {
+			ev = ev.Str("server_"+s.Name, fmt.Sprintf("packets=%.3f assoc=%.3f weight=%.3f", s.PacketShare, s.AssocShare, s.WeightShare))
+		}
+		ev.Msg("balance alarm raised: new associations go to under-loaded servers")
+	case res.Cleared:
+		for i := range d.alarms {
+			if d.alarms[i].ID == res.AlarmID && d.alarms[i].Active {
+				d.alarms[i].Active, d.alarms[i].Cleared = false, now
+				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
+			}
+		}
+		d.log.Info().Str("alarm", res.AlarmID).Str("target_set", cs.Name).Float64("deviation", res.Deviation).Msg("balance alarm cleared")
+	default:
+		for i := range d.alarms {
+			if d.alarms[i].ID == res.AlarmID && d.alarms[i].Active {
+				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
+			}
+		}
+	}
+	if len(d.alarms) > maxAlarmHistory {
+		d.alarms = append([]Alarm(nil), d.alarms[len(d.alarms)-maxAlarmHistory:]...)
+	}
+}
+
+func alarmServers(res *balance.Result, cs *config.TargetSet) []AlarmServer {
+	var out []AlarmServer
+	for _, s := range cs.Servers {
+		key := s.Address.String()
+		if _, ok := res.WeightShare[key]; !ok {
+			continue
+		}
+		out = append(out, AlarmServer{Name: s.Name, Address: key, WeightShare: res.WeightShare[key],
+			PacketShare: res.PacketShare[key], AssocShare: res.AssocShare[key]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+func equalBias(a, b map[serverRef]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
