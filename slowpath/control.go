@@ -49,6 +49,10 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			return fmt.Errorf("apply %s: %w", path, err)
 		}
 		d.log.Info().Str("config", path).Uint64("generation", d.gen).Int("target_sets", len(next.TargetSets)).Msg("reloaded")
+		if d.health != nil {
+			// Update waits for stopped checkers; they never wait on us (healthQueue).
+			d.health.Update(healthTargets(next))
+		}
 		return nil
 	})
 }

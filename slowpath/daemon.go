@@ -16,6 +16,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath/steer"
 	"github.com/ipfront/ipfront/fastpath/xsk"
 	"github.com/ipfront/ipfront/slowpath/config"
+	"github.com/ipfront/ipfront/slowpath/health"
 )
 
 // How often the control loop re-reads the neighbour table: quickly until
@@ -48,7 +49,10 @@ type Daemon struct {
 	drained map[serverRef]bool // set by ctl drain, cleared by ctl enable; survives reloads
 	down    map[serverRef]bool // failed health checks
 	alarms  []Alarm            // balance alarms, raised and cleared
-	samp    loadSampler            // balance trackers and bias
+	samp    loadSampler        // balance trackers and bias
+
+	health  *health.Monitor // nil until Run
+	healthQ *healthQueue
 }
 
 // serverRef names a server across reloads: its set's name and its address.
@@ -67,7 +71,7 @@ type request struct {
 // NewDaemon returns a daemon for spec; nothing touches the kernel until Run.
 func NewDaemon(spec *config.Spec, log zerolog.Logger) *Daemon {
 	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity(),
-		reqs: make(chan request), drained: map[serverRef]bool{}, down: map[serverRef]bool{}}
+		reqs: make(chan request), drained: map[serverRef]bool{}, down: map[serverRef]bool{}, healthQ: newHealthQueue()}
 }
 
 // do runs fn on the control goroutine and returns its error; it fails if
@@ -120,6 +124,9 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 	if err := d.refreshAndPublish(true); err != nil {
 		return err
 	}
+	d.health = health.NewMonitor(d.healthQ.push)
+	defer d.health.Close()
+	d.health.Update(healthTargets(d.Spec()))
 	start := time.Now()
 	timer := time.NewTimer(resolveFast)
 	defer timer.Stop()
@@ -132,6 +139,11 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			return nil
 		case r := <-d.reqs:
 			r.done <- r.fn()
+			continue
+		case <-d.healthQ.notify:
+			if err := d.applyHealth(d.healthQ.drain()); err != nil {
+				d.log.Error().Err(err).Msg("publish health change")
+			}
 			continue
 		case now := <-sampling.C:
 			if err := d.sample(now); err != nil {
