@@ -2,65 +2,277 @@ package slowpath
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-// API is the control and observation endpoint: JSON over HTTP on a loopback
-// address or a unix socket (mode 0600). It only reads published state.
-type API struct {
-	d   *Daemon
-	srv *http.Server
-	ln  net.Listener
+// Backend is what the API needs from the daemon. *Daemon implements it.
+type Backend interface {
+	Ready() bool
+	Generation() uint64
+	Spec() *config.Spec
+	Dataplane() *fastpath.Dataplane // nil until the data plane started
+	Servers() []ServerState
+	Alarms() []Alarm
+	Reload(ctx context.Context) error
+	SetDrained(ctx context.Context, set, server string, drained bool) error
 }
 
-// Listen opens the API listener ("host:port" or "unix:/path").
-func Listen(d *Daemon, addr string) (*API, error) {
-	var ln net.Listener
-	var err error
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		_ = os.Remove(path)
-		ln, err = net.Listen("unix", path)
-		if err == nil {
-			err = os.Chmod(path, 0o600)
+var _ Backend = (*Daemon)(nil)
+
+// Options tune an API beyond its [api] configuration; the zero value is what
+// the daemon uses.
+type Options struct {
+	// Plane returns the data plane to read, or nil while none runs. Nil
+	// means the backend's Dataplane. Tests set it to serve a fake.
+	Plane func() Plane
+	// SampleInterval is how often rates (pps, bps) are sampled; zero means
+	// one second.
+	SampleInterval time.Duration
+	// OpTimeout bounds a reload, drain or enable waiting for the control
+	// goroutine; zero means 30 seconds.
+	OpTimeout time.Duration
+}
+
+// API is the control and observation endpoint: JSON over HTTP, plus
+// Prometheus metrics and optionally pprof, on one listener ("host:port" or
+// a unix socket of mode 0600). It only reads published state; changes go
+// through the Backend, which runs them on the control goroutine.
+//
+// A listener reachable from other hosts requires "Authorization: Bearer
+// <api.token>" on every request; so does any listener with a token set.
+type API struct {
+	b        Backend
+	cfg      config.API
+	plane    func() Plane
+	opTO     time.Duration
+	mux      *http.ServeMux
+	handler  http.Handler
+	registry *prometheus.Registry
+	rates    *sampler
+
+	srv *http.Server
+	ln  net.Listener
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Shutdown; ends the sampler
+}
+
+// DefaultOpTimeout bounds reload, drain and enable requests.
+const DefaultOpTimeout = 30 * time.Second
+
+// New returns an API for b without a listener; serve Handler yourself, or
+// use Listen. Rates are sampled only under Serve, or by SampleRates.
+func New(b Backend, cfg config.API, o Options) *API {
+	a := &API{b: b, cfg: cfg, plane: o.Plane, opTO: o.OpTimeout, stop: make(chan struct{})}
+	if a.plane == nil {
+		a.plane = func() Plane {
+			if dp := b.Dataplane(); dp != nil {
+				return DataplanePlane(dp)
+			}
+			return nil
 		}
-	} else {
-		ln, err = net.Listen("tcp", addr)
 	}
-	if err != nil {
-		return nil, err
+	if a.opTO <= 0 {
+		a.opTO = DefaultOpTimeout
 	}
-	a := &API{d: d, ln: ln}
+	interval := o.SampleInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	a.rates = newSampler(interval)
+
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(newCollector(b, a.plane),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/counters", a.counters)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.HandleFunc("GET /v1/sets", a.sets)
+	mux.HandleFunc("GET /v1/servers", a.servers)
+	mux.HandleFunc("GET /v1/associations", a.associations)
+	mux.HandleFunc("GET /v1/alarms", a.alarms)
+	mux.HandleFunc("POST /v1/reload", a.reload)
+	mux.HandleFunc("POST /v1/servers/{set}/{server}/drain", a.drain(true))
+	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	if cfg.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	a.mux = mux
+	a.handler = a.authorize(http.HandlerFunc(a.route))
+	return a
+}
+
+// Listen opens the listener cfg.Listen names and returns an API ready to
+// Serve. A unix socket gets mode 0600; a stale socket at the path is
+// replaced, any other file is left alone and reported.
+func Listen(b Backend, cfg config.API) (*API, error) {
+	ln, err := listen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	a := New(b, cfg, Options{})
+	a.ln = ln
+	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
+
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		_ = os.Remove(path) // left behind by a daemon that did not exit cleanly
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// Nothing is accepted before Serve, so no request gets in before this.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// Handler serves every endpoint, with authorization applied.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Registry is the Prometheus registry /metrics serves.
+func (a *API) Registry() *prometheus.Registry { return a.registry }
 
 // Addr is the address the API listens on.
 func (a *API) Addr() net.Addr { return a.ln.Addr() }
 
-// Serve serves until Shutdown.
+// Serve samples rates and serves requests on the listener Listen opened
+// until Shutdown.
 func (a *API) Serve() error {
+	if a.srv == nil {
+		return errors.New("api: Serve needs an API from Listen")
+	}
+	go a.rates.run(a.SampleRates, a.stop)
 	if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
-// Shutdown stops the listener and waits briefly for requests in flight.
+// SampleRates reads the counters rates are computed from, as Serve does
+// every sampling interval: pps and bps cover the time between the last two
+// readings. Tests call it to get rates without waiting.
+func (a *API) SampleRates(now time.Time) {
+	if p := a.plane(); p != nil {
+		a.rates.sample(now, p)
+	}
+}
+
+// Shutdown stops the listener and the sampler and waits briefly for
+// requests in flight.
 func (a *API) Shutdown() {
+	a.stopOnce.Do(func() { close(a.stop) })
+	if a.srv == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
+}
+
+// route dispatches to the mux, answering unknown paths and methods in JSON
+// like every other error.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	rec := &statusRecorder{header: w.Header()}
+	a.mux.ServeHTTP(rec, r) // 404, or 405 with an Allow header
+	code := rec.code
+	if code == 0 || code == http.StatusOK {
+		code = http.StatusNotFound
+	}
+	writeError(w, code, fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(code))))
+}
+
+// statusRecorder keeps the status code and headers of a response and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.code = code }
+
+// authorize requires the bearer token where the configuration calls for
+// one: on a listener reachable from other hosts (the configuration then
+// guarantees a token), and on any listener an operator gave a token. A
+// non-loopback listener without a token refuses everything.
+func (a *API) authorize(next http.Handler) http.Handler {
+	if LoopbackListen(a.cfg.Listen) && a.cfg.Token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(a.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Comparing digests keeps the comparison constant-time in the
+		// token's length too.
+		got := sha256.Sum256([]byte(tok))
+		if !ok || a.cfg.Token == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ipfront"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// LoopbackListen reports whether an [api] listen address is reachable only
+// from this host: a unix socket, localhost or a loopback IP.
+func LoopbackListen(listen string) bool {
+	if strings.HasPrefix(listen, "unix:") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -71,117 +283,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// StatusReply is the body of GET /v1/status.
-type StatusReply struct {
-	Ready      bool              `json:"ready"`
-	Generation uint64            `json:"generation"`
-	Interfaces []InterfaceStatus `json:"interfaces"`
-	Workers    []WorkerStatus    `json:"workers"`
+// ErrorReply is the body of every error response. Errors lists every
+// problem of a configuration a reload refused, one per line.
+type ErrorReply struct {
+	Error  string   `json:"error"`
+	Errors []string `json:"errors,omitempty"`
 }
 
-// InterfaceStatus describes one data-plane interface.
-type InterfaceStatus struct {
-	Name    string `json:"name"`
-	Index   int    `json:"ifindex"`
-	XDPMode string `json:"xdp_mode"`
-	Queues  []int  `json:"queues"`
-}
-
-// WorkerStatus describes one worker.
-type WorkerStatus struct {
-	Interface    string `json:"interface"`
-	Queue        int    `json:"queue"`
-	CPU          int    `json:"cpu"`
-	Associations int    `json:"associations"`
-	Capacity     int    `json:"capacity"`
-	RxPackets    uint64 `json:"rx_packets"`
-	TxPackets    uint64 `json:"tx_packets"`
-}
-
-func (a *API) status(w http.ResponseWriter, _ *http.Request) {
-	rep := StatusReply{Ready: a.d.Ready(), Generation: a.d.Generation()}
-	dp := a.d.Dataplane()
-	if dp != nil {
-		for _, ifc := range dp.Interfaces() {
-			rep.Interfaces = append(rep.Interfaces, InterfaceStatus{ifc.Name, ifc.Index, ifc.XDPMode.String(), ifc.Queues})
-		}
-		var c fastpath.Counters
-		for _, wk := range dp.Workers() {
-			wk.Engine().Snapshot(&c)
-			sh := wk.Engine().Shard()
-			rep.Workers = append(rep.Workers, WorkerStatus{wk.Interface, wk.Queue, wk.CPU, sh.Live(), sh.Limit(), c.RxPackets, c.TxPackets})
-		}
-	}
-	code := http.StatusOK
-	if !rep.Ready {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, rep)
-}
-
-// CountersReply is the body of GET /v1/counters: totals over all workers.
-type CountersReply struct {
-	RxPackets       uint64            `json:"rx_packets"`
-	RxBytes         uint64            `json:"rx_bytes"`
-	TxPackets       uint64            `json:"tx_packets"`
-	TxBytes         uint64            `json:"tx_bytes"`
-	Dropped         uint64            `json:"dropped"`
-	Drops           map[string]uint64 `json:"drops"`
-	Associations    int               `json:"associations"`
-	NewAssociations uint64            `json:"new_associations"`
-	Reselected      uint64            `json:"reselected"`
-	Expired         uint64            `json:"expired"`
-	Stateless       uint64            `json:"stateless"`
-	ICMPForwarded   uint64            `json:"icmp_forwarded"`
-	SteeredToXSK    uint64            `json:"steered_to_xsk"`
-	PassedToKernel  uint64            `json:"passed_to_kernel"`
-	Servers         []ServerCounters  `json:"servers"`
-}
-
-// ServerCounters is one server's traffic.
-type ServerCounters struct {
-	Set     string `json:"set"`
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Weight  uint32 `json:"weight"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-}
-
-func (a *API) counters(w http.ResponseWriter, _ *http.Request) {
-	dp := a.d.Dataplane()
-	if dp == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ErrNotRunning.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, CountersOf(dp))
-}
-
-// CountersOf sums the data plane's counters into the API's shape.
-func CountersOf(dp *fastpath.Dataplane) CountersReply {
-	c := dp.Counters()
-	rep := CountersReply{
-		RxPackets: c.RxPackets, RxBytes: c.RxBytes, TxPackets: c.TxPackets, TxBytes: c.TxBytes,
-		Dropped: c.Dropped(), Drops: map[string]uint64{}, NewAssociations: c.NewAssociations,
-		Reselected: c.Reselected, Expired: c.Expired, Stateless: c.Stateless, ICMPForwarded: c.ICMPForwarded,
-	}
-	for r := fastpath.Reason(1); r < fastpath.NumReasons; r++ {
-		rep.Drops[r.String()] = c.Drops[r]
-	}
-	for _, wk := range dp.Workers() {
-		rep.Associations += wk.Engine().Shard().Live()
-	}
-	rep.SteeredToXSK, rep.PassedToKernel, _ = dp.SteeringStats()
-	if t := dp.Tables(); t != nil {
-		for _, ts := range t.Sets() {
-			for slot, s := range ts.Servers {
-				if !s.Present {
-					continue
-				}
-				j := int(ts.ID)*fastpath.MaxServers + slot
-				rep.Servers = append(rep.Servers, ServerCounters{ts.Name, s.Name, s.Addr.String(), s.Weight, c.ServerPackets[j], c.ServerBytes[j]})
-			}
-		}
-	}
-	return rep
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, ErrorReply{Error: err.Error()})
 }

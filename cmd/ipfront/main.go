@@ -1,5 +1,6 @@
 // Command ipfront is the ipfront daemon and its tools: "ipfront run" runs the
-// load balancer, "ipfront check" validates a configuration file.
+// load balancer, "ipfront check" validates a configuration file, "ipfront
+// ctl" talks to a running daemon's API.
 package main
 
 import (
@@ -24,6 +25,7 @@ const usage = `usage: ipfront <command> [flags]
 commands:
   run   --config FILE   run the load balancer (SIGHUP re-reads FILE)
   check --config FILE   validate a configuration file and exit
+  ctl   [flags] CMD     query and steer a running daemon ("ipfront ctl -h")
 `
 
 func main() {
@@ -37,6 +39,8 @@ func main() {
 		err = run(os.Args[2:])
 	case "check":
 		err = check(os.Args[2:], os.Stdout)
+	case "ctl":
+		err = ctl(os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -103,7 +107,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d := slowpath.NewDaemon(spec, log)
-	api, err := slowpath.Listen(d, spec.API.Listen)
+	api, err := slowpath.Listen(d, spec.API)
 	if err != nil {
 		return fmt.Errorf("api listen %s: %w", spec.API.Listen, err)
 	}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ipfront/ipfront/slowpath"
+)
+
+// Human output: aligned columns in the manner of "ipvsadm -L -n --stats
+// --rate". Counts below 100000 print exactly; larger ones are scaled by
+// 1000 with a K, M, G or T suffix, so columns stay narrow.
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+// row writes one tab-separated line.
+func row(tw io.Writer, cells ...any) {
+	for i, c := range cells {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c)
+	}
+	fmt.Fprint(tw, "\n")
+}
+
+// num formats a count like ipvsadm does.
+func num(n uint64) string {
+	suffix := ""
+	for _, s := range []string{"K", "M", "G", "T", "P"} {
+		if n < 100000 {
+			break
+		}
+		n, suffix = n/1000, s
+	}
+	return strconv.FormatUint(n, 10) + suffix
+}
+
+// rate formats a per-second rate, rounded.
+func rate(r float64) string {
+	if r <= 0 || math.IsNaN(r) {
+		return "0"
+	}
+	return num(uint64(math.Round(r)))
+}
+
+func pct(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func cpu(c int) string {
+	if c < 0 {
+		return "-"
+	}
+	return strconv.Itoa(c)
+}
+
+func ints(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printStatus(w io.Writer, r *slowpath.StatusReply) {
+	fmt.Fprintf(w, "ready: %s  generation: %d\n", yesNo(r.Ready), r.Generation)
+	if len(r.Interfaces) > 0 {
+		fmt.Fprintln(w)
+		tw := table(w)
+		row(tw, "INTERFACE", "IFINDEX", "XDP", "QUEUES")
+		for _, i := range r.Interfaces {
+			row(tw, i.Name, i.Index, i.XDPMode, ints(i.Queues))
+		}
+		tw.Flush()
+	}
+	if len(r.Workers) > 0 {
+		fmt.Fprintln(w)
+		tw := table(w)
+		row(tw, "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS")
+		for _, k := range r.Workers {
+			use := 0.0
+			if k.Capacity > 0 {
+				use = float64(k.Associations) / float64(k.Capacity)
+			}
+			row(tw, k.Name, cpu(k.CPU), num(uint64(k.Associations)), num(uint64(k.Capacity)), pct(use),
+				num(k.RxPackets), num(k.TxPackets), rate(k.RxPPS), rate(k.TxPPS))
+		}
+		tw.Flush()
+	}
+}
+
+func printCounters(w io.Writer, r *slowpath.CountersReply) {
+	tw := table(w)
+	row(tw, "WORKER", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPPED", "ASSOC", "CREATED", "RESELECTED", "EXPIRED", "STATELESS")
+	for _, k := range r.Workers {
+		row(tw, k.Name, num(k.RxPackets), num(k.RxBytes), num(k.TxPackets), num(k.TxBytes), num(k.Dropped),
+			num(uint64(k.Associations)), num(k.NewAssociations), num(k.Reselected), num(k.Expired), num(k.Stateless))
+	}
+	row(tw, "total", num(r.RxPackets), num(r.RxBytes), num(r.TxPackets), num(r.TxBytes), num(r.Dropped),
+		num(uint64(r.Associations)), num(r.NewAssociations), num(r.Reselected), num(r.Expired), num(r.Stateless))
+	tw.Flush()
+	fmt.Fprintf(w, "\nicmp forwarded: %s  steered to AF_XDP: %s  passed to kernel: %s\n",
+		num(r.ICMPForwarded), num(r.SteeredToXSK), num(r.PassedToKernel))
+	reasons := make([]string, 0, len(r.Drops))
+	for k, v := range r.Drops {
+		if v > 0 {
+			reasons = append(reasons, k)
+		}
+	}
+	if len(reasons) == 0 {
+		fmt.Fprintln(w, "no drops")
+		return
+	}
+	sort.Slice(reasons, func(i, j int) bool { return r.Drops[reasons[i]] > r.Drops[reasons[j]] })
+	fmt.Fprintln(w)
+	tw = table(w)
+	row(tw, "DROP-REASON", "PKTS")
+	for _, k := range reasons {
+		row(tw, k, num(r.Drops[k]))
+	}
+	tw.Flush()
+}
+
+func printSets(w io.Writer, r *slowpath.SetsReply) {
+	tw := table(w)
+	row(tw, "SET", "VIP", "PROTOCOLS", "PORTS", "METHOD", "FORWARDING", "DELETE-AGE", "SERVERS", "ASSOC")
+	for _, s := range r.Sets {
+		row(tw, s.Name, s.VIP, strings.Join(s.Protocols, ","), strings.Join(s.Ports, ","), s.Method, s.Forwarding,
+			s.DeleteAge, s.Servers, num(uint64(s.Associations)))
+	}
+	tw.Flush()
+}
+
+// serverState names what keeps a server from taking new associations, or
+// "up".
+func serverState(s *slowpath.ServerState) string {
+	var st []string
+	if s.Drained {
+		st = append(st, "drained")
+	}
+	if !s.Healthy {
+		st = append(st, "down")
+	}
+	if !s.Resolved {
+		st = append(st, "unresolved")
+	}
+	if len(st) == 0 {
+		return "up"
+	}
+	return strings.Join(st, ",")
+}
+
+func printServers(w io.Writer, r *slowpath.ServersReply) {
+	tw := table(w)
+	row(tw, "SET", "SERVER", "ADDRESS", "WEIGHT", "EFF", "STATE", "ASSOC", "PPS", "BPS", "PKTS", "BYTES", "SHARE")
+	for i := range r.Servers {
+		s := &r.Servers[i]
+		row(tw, s.Set, s.Name, s.Address, s.Weight, s.EffectiveWeight, serverState(&s.ServerState), num(uint64(s.Associations)),
+			rate(s.PPS), rate(s.BPS), num(s.Packets), num(s.Bytes), pct(s.Share))
+	}
+	tw.Flush()
+}
+
+func printAssociations(w io.Writer, r *slowpath.AssociationsReply) {
+	tw := table(w)
+	row(tw, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER")
+	for _, a := range r.Associations {
+		row(tw, a.Client, a.Port, a.Protocol, a.Set, orDash(a.Server), orDash(a.Address),
+			(time.Duration(a.Idle) * time.Second).String(), orDash(strings.Join(a.Flags, ",")), a.Worker)
+	}
+	tw.Flush()
+}
+
+func printAlarms(w io.Writer, r *slowpath.AlarmsReply) {
+	if len(r.Alarms) == 0 {
+		fmt.Fprintln(w, "no alarms")
+		return
+	}
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format(time.RFC3339)
+	}
+	tw := table(w)
+	row(tw, "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION")
+	for _, a := range r.Alarms {
+		state := "cleared"
+		if a.Active {
+			state = "active"
+		}
+		row(tw, a.ID, a.Set, state, stamp(a.Raised), stamp(a.Cleared), pct(a.Deviation))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = table(w)
+	row(tw, "ALARM", "SERVER", "ADDRESS", "WEIGHT-SHARE", "PACKET-SHARE", "ASSOC-SHARE")
+	for _, a := range r.Alarms {
+		for _, s := range a.Servers {
+			row(tw, a.ID, s.Name, s.Address, pct(s.WeightShare), pct(s.PacketShare), pct(s.AssocShare))
+		}
+	}
+	tw.Flush()
+}
+
+func printReload(w io.Writer, r *slowpath.ReloadReply) {
+	fmt.Fprintf(w, "reloaded: tables generation %d\n", r.Generation)
+}
+
+func printAdmin(w io.Writer, s *slowpath.ServerState) {
+	verb := "enabled"
+	if s.Drained {
+		verb = "drained"
+	}
+	fmt.Fprintf(w, "%s %s/%s (%s): effective weight %d, state %s\n", verb, s.Set, s.Name, s.Address, s.EffectiveWeight, serverState(s))
+}
