@@ -245,13 +245,16 @@ func runDemo(ctx context.Context, o demoOptions, log zerolog.Logger) (err error)
 		failed = failed || udp.Failed()
 	}
 
-	counters, err := lab.GetJSON(ctx, l.LB().NS, p.apiURL+"/v1/counters")
-	if err != nil {
-		return fmt.Errorf("ipfront counters: %w", err)
+	// ipfront's own view, through its CLI, as an operator would look.
+	for _, cmd := range [][]string{{"servers"}, {"counters"}} {
+		args := append([]string{ipfront, "ctl", "--api", spec.API.Listen}, cmd...)
+		text, err := l.Exec(l.LB().NS, args...)
+		if err != nil {
+			return fmt.Errorf("ipfront ctl %s: %w", cmd[0], err)
+		}
+		fmt.Printf("\n$ ipfront ctl %s\n%s", strings.Join(cmd, " "), text)
 	}
-	var compact bytes.Buffer
-	_ = json.Compact(&compact, counters)
-	fmt.Printf("\nipfront counters: %s\n\n", compact.Bytes())
+	fmt.Println()
 
 	ipfStopped = true
 	if err := ipf.Stop(10 * time.Second); err != nil {
