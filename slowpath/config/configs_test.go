@@ -51,9 +51,9 @@ func TestDemoConfig(t *testing.T) {
 		DeleteAge:  30 * time.Second,
 		TableSize:  65537,
 		Servers: []config.Server{
-			{Name: "198.51.100.11", Address: netip.MustParseAddr("198.51.100.11"), Weight: 1},
-			{Name: "198.51.100.12", Address: netip.MustParseAddr("198.51.100.12"), Weight: 2},
-			{Name: "198.51.100.13", Address: netip.MustParseAddr("198.51.100.13"), Weight: 3},
+			{Name: "s1", Address: netip.MustParseAddr("198.51.100.11"), Weight: 1},
+			{Name: "s2", Address: netip.MustParseAddr("198.51.100.12"), Weight: 2},
+			{Name: "s3", Address: netip.MustParseAddr("198.51.100.13"), Weight: 3},
 		},
 		OnServerFailure: "reselect",
 		Health:          defaultHealth("tcp", 7000), // the first port
