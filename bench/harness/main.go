@@ -1,0 +1,435 @@
+//go:build linux
+
+// Command harness is ipfront's benchmark harness (issue 3). On a
+// network-namespace topology (generator -> bridge -> device under test ->
+// bridge -> counting sinks, see topo.go) it measures, one after another in
+// one run and with one generator (bench/pktgen's package gen, in process):
+// the in-kernel XDP ceiling, the raw AF_XDP forwarder (bench/xskfwd), ipfront,
+// Linux's own forwarding and load balancing (IP forwarding, nftables DNAT
+// with conntrack, nftables netdev L2 DSR), HAProxy and ipfront on real TCP,
+// UDP ping-pong latency, association memory, 1 and 2 queues, a batch and
+// ring size sweep, and the Go microbenchmarks; then it writes the report.
+//
+//	harness -mode full     # BENCHMARKS.md and configs/tuning.md (< 10 min on 2 cores)
+//	harness -mode smoke    # bench/out/smoke.md; exits 1 if any step broke (< 2 min)
+//	harness -mode profile  # bench/out/cpu.pprof, perf.txt, flame.svg
+//
+// Run it from the repository root, as root; bench/harness.sh builds what it
+// needs first. Everything it creates lives in namespaces named
+// bench-p<pid>n<k>-*, removed on exit, on SIGINT/SIGTERM, and by the next run
+// if this one was killed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ipfront/ipfront/bench/pktgen/gen"
+	"github.com/ipfront/ipfront/internal/lab"
+)
+
+// params are the sizes of a run.
+type params struct {
+	mode        string
+	dur         time.Duration // measured window of a packet run
+	srcCount    int           // flows = srcCount * sports
+	sports      int
+	warmPasses  int
+	sweepBatch  []int
+	sweepRing   []int
+	sweepDur    time.Duration
+	tcpDur      time.Duration
+	tcpCalConns int
+	pings       int
+	assocSizes  []int
+	benchtime   string
+	profileDur  time.Duration
+}
+
+func paramsFor(mode string) (params, error) {
+	switch mode {
+	case "full":
+		return params{mode: mode, dur: 5 * time.Second, srcCount: 4096, sports: 256, warmPasses: 2,
+			sweepBatch: []int{16, 64, 256}, sweepRing: []int{512, 2048, 8192}, sweepDur: 3 * time.Second,
+			tcpDur: 4 * time.Second, tcpCalConns: 300, pings: 3000, assocSizes: []int{1 << 20, 10 << 20},
+			benchtime: "1s"}, nil
+	case "smoke":
+		return params{mode: mode, dur: time.Second, srcCount: 256, sports: 256, warmPasses: 1,
+			sweepBatch: []int{16, 64}, sweepRing: []int{512, 2048}, sweepDur: time.Second,
+			tcpDur: time.Second, tcpCalConns: 100, pings: 300, assocSizes: []int{1 << 16, 1 << 20},
+			benchtime: "200x"}, nil
+	case "profile":
+		return params{mode: mode, dur: 10 * time.Second, srcCount: 4096, sports: 256, warmPasses: 1,
+			profileDur: 10 * time.Second}, nil
+	}
+	return params{}, fmt.Errorf("unknown mode %q (want full, smoke or profile)", mode)
+}
+
+func (p params) flows() int { return p.srcCount * p.sports }
+
+func (p params) ack() load {
+	return load{proto: gen.TCPAck, srcCount: p.srcCount, sports: p.sports, dport: 80, warm: p.warmPasses, duration: p.dur, queues: 1}
+}
+
+func main() {
+	mode := flag.String("mode", "full", "full, smoke or profile")
+	bin := flag.String("bin", "bin", "directory with ipfront, iplab and xskfwd")
+	testBin := flag.String("testbin", "bin/bench", "directory of the compiled test binaries (built if missing)")
+	out := flag.String("out", "bench/out", "output directory (logs, configs, smoke report, profiles)")
+	report := flag.String("report", "", "report file (default: BENCHMARKS.md for full, <out>/smoke.md for smoke)")
+	tuning := flag.String("tuning", "configs/tuning.md", "tuning guide written by a full run")
+	flag.Parse()
+	p, err := paramsFor(*mode)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(2)
+	}
+	if *report == "" {
+		*report = "BENCHMARKS.md"
+		if p.mode == "smoke" {
+			*report = filepath.Join(*out, "smoke.md")
+		}
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "harness: needs root (namespaces, XDP, AF_XDP)")
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A second signal: tear down now and leave.
+	go func() {
+		<-ctx.Done()
+		stop()
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+		<-c
+		fmt.Fprintln(os.Stderr, "harness: second signal, removing namespaces and exiting")
+		_ = removeOurs()
+		os.Exit(130)
+	}()
+	h := &harness{p: p, bin: *bin, testBin: *testBin, out: *out, logDir: filepath.Join(*out, "logs"), res: &results{}}
+	err = h.run(ctx, *report, *tuning)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+// removeOurs removes this process's namespaces (for the second-signal path,
+// which cannot reach the topology).
+func removeOurs() error {
+	var errs []error
+	for k := 1; k < 10; k++ {
+		_, err := lab.Remove(fmt.Sprintf("bench-p%dn%d", os.Getpid(), k))
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+type harness struct {
+	p       params
+	bin     string
+	testBin string
+	out     string
+	logDir  string
+	res     *results
+}
+
+// step runs one named part of the run, logs its time and records its error.
+func (h *harness) step(ctx context.Context, name string, fn func() error) {
+	if ctx.Err() != nil {
+		h.res.fail(name, ctx.Err())
+		return
+	}
+	t0 := time.Now()
+	fmt.Fprintf(os.Stderr, "harness: %-28s ...\n", name)
+	err := fn()
+	fmt.Fprintf(os.Stderr, "harness: %-28s %6.1fs %s\n", name, time.Since(t0).Seconds(), okOr(err))
+	if err != nil {
+		h.res.fail(name, err)
+	}
+}
+
+func okOr(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "FAILED: " + strings.SplitN(err.Error(), "\n", 2)[0]
+}
+
+func (h *harness) run(ctx context.Context, reportPath, tuningPath string) (err error) {
+	r := h.res
+	r.start = time.Now()
+	r.mode = h.p.mode
+	if err := os.MkdirAll(h.logDir, 0o755); err != nil {
+		return err
+	}
+	r.machine = describeMachine()
+	r.background = backgroundBusy(time.Second)
+
+	if h.p.mode == "profile" {
+		return h.profile(ctx)
+	}
+
+	lab.RemoveStale()
+	t, err := newTopo(lab.UniquePrefix("bench"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if t != nil {
+			if cerr := t.close(); cerr != nil && err == nil {
+				err = fmt.Errorf("teardown: %w", cerr)
+			}
+		}
+	}()
+	e := &env{t: t, bin: h.bin, out: h.out, logDir: h.logDir}
+	restoreCT := raiseConntrack(2 * h.p.flows())
+	defer restoreCT()
+	h.packetSteps(ctx, e)
+	h.tcpSteps(ctx, e)
+	if cerr := t.close(); cerr != nil {
+		r.fail("teardown", cerr)
+	}
+	t = nil
+
+	h.step(ctx, "association memory", func() error {
+		for _, n := range h.p.assocSizes {
+			m := measureAssoc(n)
+			r.assoc = append(r.assoc, m)
+			if m.Err != nil {
+				return m.Err
+			}
+		}
+		return nil
+	})
+	h.step(ctx, "go microbenchmarks", func() error {
+		var err error
+		r.gobench, err = runGoBenches(ctx, h.testBin, h.p.benchtime, h.p.mode == "smoke")
+		return err
+	})
+	r.elapsed = time.Since(r.start)
+	if err := writeReport(reportPath, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "harness: wrote %s (%.0fs)\n", reportPath, r.elapsed.Seconds())
+	if h.p.mode == "full" {
+		if err := writeTuning(tuningPath, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "harness: wrote %s\n", tuningPath)
+	}
+	if len(r.failures) > 0 {
+		var names []string
+		for _, f := range r.failures {
+			names = append(names, f.step)
+		}
+		return fmt.Errorf("%d step(s) failed: %s", len(r.failures), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// packetSteps are the runs with the generator and the counting sinks.
+func (h *harness) packetSteps(ctx context.Context, e *env) {
+	r, p := h.res, h.p
+	ack := p.ack()
+	flows := p.flows()
+	add := func(name string, res pktResult, into *[]pktResult) error {
+		*into = append(*into, res)
+		if res.Err != nil {
+			return res.Err
+		}
+		if res.Skipped == "" && res.Deliv == 0 {
+			return fmt.Errorf("%s delivered nothing (sent %d)", res.Peer, res.Sent)
+		}
+		return nil
+	}
+	h.step(ctx, "ceiling (XDP_TX)", func() error { return add("", e.ceiling(ctx, noWarm(ack)), &r.packets) })
+	h.step(ctx, "raw AF_XDP (busy)", func() error { return add("", e.xskfwd(ctx, noWarm(ack), true), &r.packets) })
+	h.step(ctx, "raw AF_XDP (no busy)", func() error { return add("", e.xskfwd(ctx, noWarm(ack), false), &r.packets) })
+	h.step(ctx, "ipfront ack (busy)", func() error {
+		return add("", e.ipfrontRun(ctx, "ipfront-busy", ack, defaultIPF(true, flows)), &r.packets)
+	})
+	h.step(ctx, "ipfront ack (no busy)", func() error {
+		return add("", e.ipfrontRun(ctx, "ipfront-nobusy", ack, defaultIPF(false, flows)), &r.packets)
+	})
+	h.step(ctx, "Linux forwarding", func() error { return add("", e.linuxForward(ctx, noWarm(ack)), &r.packets) })
+	h.step(ctx, "nftables DNAT", func() error { return add("", e.nftDNAT(ctx, ack), &r.packets) })
+	h.step(ctx, "nftables netdev DSR", func() error { return add("", e.nftNetdev(ctx, noWarm(ack)), &r.packets) })
+
+	syn := ack
+	syn.proto, syn.warm, syn.duration = gen.TCPSyn, 0, 0 // one SYN per flow into an empty table
+	for _, busy := range []bool{true, false} {
+		h.step(ctx, fmt.Sprintf("ipfront syn (busy=%v)", busy), func() error {
+			res := e.ipfrontRun(ctx, fmt.Sprintf("ipfront-syn-busy%v", busy), syn, defaultIPF(busy, flows))
+			if res.Err == nil && res.Extra["new_associations"] == 0 {
+				res.Err = errors.New("no association created")
+			}
+			return add("", res, &r.syn)
+		})
+	}
+
+	// Scaling: the generator sends on two queues in both runs; the DUT has
+	// one queue (one worker) or two (two workers, one per core).
+	h.step(ctx, "scaling 1 and 2 queues", func() error {
+		// Both runs get the same offered load, half a core's worth of
+		// generator on each core: 1.5x what one worker delivered in the
+		// main run, more than one queue can take.
+		l := ack
+		l.queues, l.spread, l.rate = 2, true, 300e3
+		if ipf := find(r.packets, "ipfront-busy"); ipf != nil {
+			l.rate = 1.5 * ipf.DelivPPS()
+		}
+		if err := e.t.setQueues(2, 1); err != nil {
+			return err
+		}
+		c := defaultIPF(true, 2*flows)
+		if err := add("", e.ipfrontRun(ctx, "ipfront-1q", l, c), &r.scaling); err != nil {
+			return err
+		}
+		if err := e.t.setQueues(2, 2); err != nil {
+			return err
+		}
+		c.queues, c.cpus = 2, []int{genCPU, dutCPU}
+		err := add("", e.ipfrontRun(ctx, "ipfront-2q", l, c), &r.scaling)
+		return errors.Join(err, e.t.setQueues(1, 1))
+	})
+
+	h.step(ctx, "batch/ring sweep", func() error {
+		l := ack
+		l.duration = p.sweepDur
+		var errs []error
+		def := defaultIPF(true, flows)
+		for _, b := range p.sweepBatch {
+			c := defaultIPF(true, flows)
+			c.batch = b
+			if c.batch == def.batch {
+				continue // the main run
+			}
+			errs = append(errs, add("", e.ipfrontRun(ctx, fmt.Sprintf("ipfront-batch%d", b), l, c), &r.sweep))
+		}
+		for _, rs := range p.sweepRing {
+			c := defaultIPF(true, flows)
+			c.ring = rs
+			if c.ring == def.ring {
+				continue // the main run
+			}
+			errs = append(errs, add("", e.ipfrontRun(ctx, fmt.Sprintf("ipfront-ring%d", rs), l, c), &r.sweep))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// noWarm is for stateless peers: no warm-up passes.
+func noWarm(l load) load { l.warm = 0; return l }
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// tcpSteps are the runs with real TCP and UDP endpoints (sinks off).
+func (h *harness) tcpSteps(ctx context.Context, e *env) {
+	r, p := h.res, h.p
+	var servers []*proc
+	h.step(ctx, "servers up", func() error {
+		if err := e.t.sinks(false); err != nil {
+			return err
+		}
+		var err error
+		servers, err = e.startServers(ctx)
+		return err
+	})
+	defer func() {
+		for _, s := range servers {
+			s.kill()
+		}
+	}()
+	if len(servers) != numServers {
+		return
+	}
+	addTCP := func(res []tcpResult) error {
+		r.tcp = append(r.tcp, res...)
+		var errs []error
+		for _, x := range res {
+			errs = append(errs, x.Err)
+		}
+		return errors.Join(errs...)
+	}
+	h.step(ctx, "HAProxy TCP", func() error { return addTCP(e.haproxyTCP(ctx, p)) })
+	h.step(ctx, "ipfront TCP", func() error { return addTCP(e.ipfrontTCP(ctx, p)) })
+	h.step(ctx, "latency", func() error {
+		if _, err := e.t.placement(false); err != nil {
+			return err
+		}
+		r.latency = e.latencies(ctx, p.pings)
+		var errs []error
+		for _, l := range r.latency {
+			errs = append(errs, l.Err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// raiseConntrack raises the kernel's connection-table limit and hash size
+// (global settings: a namespace may not change them) so the nftables DNAT
+// peer can track every flow, and returns a function that restores them.
+func raiseConntrack(want int) func() {
+	type kv struct{ path, old string }
+	var saved []kv
+	for _, name := range []string{"nf_conntrack_max", "nf_conntrack_buckets"} {
+		path := "/proc/sys/net/netfilter/" + name
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		old := strings.TrimSpace(string(b))
+		var cur int
+		fmt.Sscan(old, &cur)
+		v := want
+		if name == "nf_conntrack_buckets" {
+			v = want / 2
+		}
+		if cur >= v {
+			continue
+		}
+		if os.WriteFile(path, []byte(fmt.Sprint(v)), 0) == nil {
+			saved = append(saved, kv{path, old})
+		}
+	}
+	return func() {
+		for _, s := range saved {
+			_ = os.WriteFile(s.path, []byte(s.old), 0)
+		}
+	}
+}
+
+// backgroundBusy is the fraction of the machine busy over d before the run
+// starts: other work on the machine skews every figure.
+func backgroundBusy(d time.Duration) float64 {
+	a, err := readCPUTimes()
+	if err != nil {
+		return -1
+	}
+	time.Sleep(d)
+	b, err := readCPUTimes()
+	if err != nil {
+		return -1
+	}
+	return float64(b.total-a.total) / clkTck / d.Seconds() / float64(max(len(a.perCPU), 1))
+}
+
+var _ = runtime.NumCPU

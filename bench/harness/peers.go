@@ -1,0 +1,387 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ipfront/ipfront/fastpath/steer"
+	"github.com/ipfront/ipfront/internal/lab"
+)
+
+// env is what the peers need besides the topology.
+type env struct {
+	t      *topo
+	bin    string // directory of ipfront, iplab, xskfwd
+	out    string // output directory (logs, configs)
+	logDir string
+}
+
+// ceiling: an in-kernel XDP program on the DUT's interface that rewrites the
+// MACs (server by a hash of the source address) and bounces the frame with
+// XDP_TX. No load-balancing logic: nothing on this path can be faster.
+func (e *env) ceiling(ctx context.Context, l load) (r pktResult) {
+	r = pktResult{Key: "ceiling", Peer: "ceiling: XDP MAC rewrite + XDP_TX", Workload: l.name()}
+	f, err := steer.NewMACRewriteTX(e.t.serverMACs(), [6]byte(e.t.lb.mac))
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer f.Close()
+	var att *steer.Attachment
+	if err := lab.Do(e.t.lb.ns, func() error {
+		ifc, err := net.InterfaceByName(e.t.lb.ifname)
+		if err != nil {
+			return err
+		}
+		att, err = f.Attach(ifc.Index, steer.ModeNative)
+		return err
+	}); err != nil {
+		r.Err = err
+		return r
+	}
+	defer att.Close()
+	r.Err = e.t.packetRun(ctx, l, nil, &r)
+	return r
+}
+
+// xskfwd: the raw AF_XDP forwarder (bench/xskfwd) on ipfront's socket
+// adapter and steering program: receive, set the MACs, transmit.
+func (e *env) xskfwd(ctx context.Context, l load, busyPoll bool) (r pktResult) {
+	r = pktResult{Key: "xskfwd-busy", Peer: fmt.Sprintf("raw AF_XDP forwarder (xskfwd, busy_poll=%v)", busyPoll), Workload: l.name()}
+	if !busyPoll {
+		r.Key = "xskfwd-nobusy"
+	}
+	var macs []string
+	for _, m := range e.t.serverMACs() {
+		macs = append(macs, net.HardwareAddr(m[:]).String())
+	}
+	p, err := e.t.start(e.t.lb.ns, fmt.Sprintf("xskfwd-busy%v", busyPoll), e.logDir, filepath.Join(e.bin, "xskfwd"),
+		"--dev", e.t.lb.ifname, "--vip", e.t.vip.String(), "--dst-mac", strings.Join(macs, ","),
+		"--queues", "0", "--cpus", fmt.Sprint(dutCPU), "--busy-poll="+fmt.Sprint(busyPoll), "--mode", "copy", "--xdp-mode", "native", "-o", "json")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer p.stop(5 * time.Second)
+	if err := p.waitOutput(ctx, "ready", 10*time.Second); err != nil {
+		r.Err = err
+		return r
+	}
+	r.Err = e.t.packetRun(ctx, l, []int{p.pid()}, &r)
+	if err := p.stop(5 * time.Second); err != nil && r.Err == nil {
+		r.Err = err
+	}
+	var rep struct {
+		Rx, Tx, Full uint64
+	}
+	var raw struct {
+		RxPackets uint64 `json:"rx_packets"`
+		TxPackets uint64 `json:"tx_packets"`
+		TxDropped uint64 `json:"tx_dropped"`
+		ZeroCopy  bool   `json:"zero_copy"`
+	}
+	for _, line := range strings.Split(p.output(), "\n") {
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &raw) == nil {
+			rep.Rx, rep.Tx, rep.Full = raw.RxPackets, raw.TxPackets, raw.TxDropped
+		}
+	}
+	r.Extra = map[string]float64{"tx_ring_full": float64(rep.Full)}
+	return r
+}
+
+// ipfCfg is the part of ipfront's configuration a run varies.
+type ipfCfg struct {
+	busyPoll bool
+	batch    int
+	ring     int
+	queues   int   // 1: queue 0 only; more: "all"
+	cpus     []int // one per worker
+	maxAssoc int
+	pprof    bool
+}
+
+func defaultIPF(busy bool, flows int) ipfCfg {
+	return ipfCfg{busyPoll: busy, batch: 64, ring: 2048, queues: 1, cpus: []int{dutCPU}, maxAssoc: max(flows, 1024)}
+}
+
+func (c ipfCfg) String() string {
+	return fmt.Sprintf("busy_poll=%v batch_size=%d ring_size=%d queues=%d", c.busyPoll, c.batch, c.ring, c.queues)
+}
+
+const apiAddr = "127.0.0.1:9180"
+
+// ipfrontConfig writes the TOML for one run: one VIP (TCP and UDP, every
+// port), 16 servers, health checks off (the sinks answer nothing).
+func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
+	var b strings.Builder
+	queues := `[0]`
+	if c.queues > 1 {
+		queues = `"all"`
+	}
+	cpus := make([]string, len(c.cpus))
+	for i, v := range c.cpus {
+		cpus[i] = fmt.Sprint(v)
+	}
+	fmt.Fprintf(&b, "# Written by bench/harness for one benchmark run.\n[dataplane]\n")
+	fmt.Fprintf(&b, "interfaces = [%q]\nqueues = %s\ncpus = [%s]\nxdp_mode = \"native\"\nbusy_poll = %v\n",
+		e.t.lb.ifname, queues, strings.Join(cpus, ", "), c.busyPoll)
+	fmt.Fprintf(&b, "batch_size = %d\nring_size = %d\nmax_associations = %d\nzero_copy = \"auto\"\n", c.batch, c.ring, c.maxAssoc)
+	fmt.Fprintf(&b, "\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n[api]\nlisten = %q\npprof = %v\n", apiAddr, c.pprof)
+	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"bench\"\naddress = %q\nprotocols = [\"tcp\", \"udp\"]\nports = [\"*\"]\n", e.t.vip)
+	fmt.Fprintf(&b, "  [target_set.health]\n  type = \"none\"\n")
+	for _, s := range e.t.servers {
+		fmt.Fprintf(&b, "  [[target_set.server]]\n  address = %q\n  name = %q\n", s.ip, s.role)
+	}
+	path := filepath.Join(e.out, "configs", name+".toml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// ipfront is a running daemon.
+type ipfront struct {
+	p      *proc
+	status statusReply
+}
+
+type statusReply struct {
+	Ready      bool `json:"ready"`
+	Interfaces []struct {
+		Name    string `json:"name"`
+		XDPMode string `json:"xdp_mode"`
+		Queues  []int  `json:"queues"`
+	} `json:"interfaces"`
+	Workers []struct {
+		Name     string `json:"name"`
+		CPU      int    `json:"cpu"`
+		Capacity int    `json:"capacity"`
+	} `json:"workers"`
+}
+
+type countersReply struct {
+	RxPackets       uint64            `json:"rx_packets"`
+	TxPackets       uint64            `json:"tx_packets"`
+	Dropped         uint64            `json:"dropped"`
+	Drops           map[string]uint64 `json:"drops"`
+	Associations    int               `json:"associations"`
+	NewAssociations uint64            `json:"new_associations"`
+	Stateless       uint64            `json:"stateless"`
+	SteeredToXSK    uint64            `json:"steered_to_xsk"`
+	PassedToKernel  uint64            `json:"passed_to_kernel"`
+}
+
+func (e *env) startIPFront(ctx context.Context, name string, c ipfCfg) (*ipfront, error) {
+	path, err := e.ipfrontConfig(name, c)
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.t.start(e.t.lb.ns, name, e.logDir, filepath.Join(e.bin, "ipfront"), "run", "--config", path)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := lab.WaitReady(wctx, e.t.lb.ns, "http://"+apiAddr+"/v1/status", p.done); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("ipfront %s not ready: %w; log %s:\n%s", name, err, p.log, tail(p.output(), 3000))
+	}
+	ipf := &ipfront{p: p}
+	body, err := lab.GetJSON(ctx, e.t.lb.ns, "http://"+apiAddr+"/v1/status")
+	if err == nil {
+		err = json.Unmarshal(body, &ipf.status)
+	}
+	if err != nil {
+		p.kill()
+		return nil, err
+	}
+	return ipf, nil
+}
+
+func (e *env) counters(ctx context.Context) (countersReply, error) {
+	var c countersReply
+	body, err := lab.GetJSON(ctx, e.t.lb.ns, "http://"+apiAddr+"/v1/counters")
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(body, &c)
+}
+
+// ipfrontRun measures ipfront under one load and configuration, in a daemon
+// of its own (so every run starts from an empty association table).
+func (e *env) ipfrontRun(ctx context.Context, name string, l load, c ipfCfg) (r pktResult) {
+	r = pktResult{Key: name, Cfg: c, Peer: "ipfront DSR (" + c.String() + ")", Workload: l.name()}
+	ipf, err := e.startIPFront(ctx, name, c)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer ipf.p.stop(10 * time.Second)
+	// The warm-up's associations are the established flows of the run;
+	// c0 is taken after it.
+	var c0 countersReply
+	l.onStart = func() error {
+		var err error
+		c0, err = e.counters(ctx)
+		return err
+	}
+	if r.Err = e.t.packetRun(ctx, l, []int{ipf.p.pid()}, &r); r.Err != nil {
+		return r
+	}
+	c1, err := e.counters(ctx)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Extra = map[string]float64{
+		"associations":     float64(c1.Associations),
+		"new_associations": float64(c1.NewAssociations - c0.NewAssociations),
+		"stateless":        float64(c1.Stateless),
+		"dropped":          float64(c1.Dropped - c0.Dropped),
+		"rx":               float64(c1.RxPackets - c0.RxPackets),
+		"tx":               float64(c1.TxPackets - c0.TxPackets),
+		"passed_to_kernel": float64(c1.PassedToKernel),
+	}
+	var reasons []string
+	for _, k := range sortedKeys(c1.Drops) {
+		if v := c1.Drops[k] - c0.Drops[k]; v > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	if len(reasons) > 0 {
+		r.Note = "ipfront drops in the window: " + strings.Join(reasons, ", ")
+	}
+	if len(ipf.status.Interfaces) > 0 {
+		r.Extra["xdp_native"] = b2f(ipf.status.Interfaces[0].XDPMode == "native")
+	}
+	if err := ipf.p.stop(10 * time.Second); err != nil {
+		r.Err = err
+	}
+	return r
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// linuxForward: the DUT's kernel routes the VIP to server 1 (IP forwarding,
+// no load balancing: one next hop).
+func (e *env) linuxForward(ctx context.Context, l load) (r pktResult) {
+	r = pktResult{Key: "linux", Peer: "Linux IP forwarding (one server)", Workload: l.name()}
+	lb := e.t.lb
+	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		r.Err = err
+		return r
+	}
+	defer lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
+	if err := ipBatch(lb.ns, fmt.Sprintf("route add %s/32 via %s\n", e.t.vip, e.t.servers[0].ip)); err != nil {
+		r.Err = err
+		return r
+	}
+	defer ipBatch(lb.ns, fmt.Sprintf("route del %s/32\n", e.t.vip))
+	r.Err = e.t.packetRun(ctx, l, nil, &r)
+	return r
+}
+
+func nftInstalled() bool {
+	_, err := exec.LookPath("nft")
+	return err == nil
+}
+
+// nftDNAT: netfilter DNAT to jhash(source address, source port) over the 16
+// servers, with conntrack (a stateful kernel load balancer).
+func (e *env) nftDNAT(ctx context.Context, l load) (r pktResult) {
+	r = pktResult{Key: "dnat", Peer: "nftables DNAT (jhash map, conntrack, 16 servers)", Workload: l.name()}
+	if !nftInstalled() {
+		r.Skipped = "nft not installed (Debian package nftables)"
+		return r
+	}
+	lb := e.t.lb
+	var m []string
+	for i, s := range e.t.servers {
+		m = append(m, fmt.Sprintf("%d : %s", i, s.ip))
+	}
+	rules := fmt.Sprintf(`table ip ipfbench {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %s dnat to jhash ip saddr . th sport mod %d map { %s }
+	}
+}
+`, e.t.vip, len(e.t.servers), strings.Join(m, ", "))
+	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		r.Err = err
+		return r
+	}
+	defer lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
+	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
+		r.Err = err
+		return r
+	}
+	defer func() {
+		_ = run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "ip", "ipfbench")
+		if _, err := exec.LookPath("conntrack"); err == nil {
+			_ = run("ip", "netns", "exec", lb.ns, "conntrack", "-F")
+		}
+	}()
+	r.Err = e.t.packetRun(ctx, l, nil, &r)
+	if v, err := lab.ReadSysctl(lb.ns, "net.netfilter.nf_conntrack_count"); err == nil {
+		r.Note = "conntrack entries after the run: " + v
+		if m, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_max"); err == nil {
+			r.Note += " (nf_conntrack_max " + strings.TrimSpace(string(m)) + ")"
+		}
+	}
+	return r
+}
+
+// nftNetdev: stateless L2 DSR in an nftables netdev ingress chain: the
+// destination MAC is a jhash of the source address into the 16 servers'
+// MACs, the source MAC the DUT's, and the frame is sent back out (fwd).
+// The like-for-like kernel peer of ipfront's DSR.
+func (e *env) nftNetdev(ctx context.Context, l load) (r pktResult) {
+	r = pktResult{Key: "netdev", Peer: "nftables netdev ingress L2 DSR (stateless jhash)", Workload: l.name()}
+	if !nftInstalled() {
+		r.Skipped = "nft not installed (Debian package nftables)"
+		return r
+	}
+	lb := e.t.lb
+	var m []string
+	for i, s := range e.t.servers {
+		m = append(m, fmt.Sprintf("%d : %s", i, s.mac))
+	}
+	rules := fmt.Sprintf(`table netdev ipfbench {
+	chain in {
+		type filter hook ingress device %q priority 0; policy accept;
+		ip daddr %s ether saddr set %s ether daddr set jhash ip saddr mod %d map { %s } fwd to %q
+	}
+}
+`, lb.ifname, e.t.vip, lb.mac, len(e.t.servers), strings.Join(m, ", "), lb.ifname)
+	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
+		r.Err = err
+		return r
+	}
+	defer run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "netdev", "ipfbench")
+	r.Err = e.t.packetRun(ctx, l, nil, &r)
+	return r
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
