@@ -1,6 +1,8 @@
 package fastpath
 
 import (
+	"encoding/binary"
+
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/fastpath/packet"
@@ -45,6 +47,14 @@ type Engine struct {
 	keys    [MaxBatch]assoc.Key
 	hashes  [MaxBatch]uint64
 	sink    uint64 // keeps the prefetching loads alive
+
+	// Last VIP lookup: consecutive packets mostly go to the same VIP and
+	// port, so one comparison usually replaces the VIP index probe.
+	lastTables     *Tables
+	lastLo, lastHi uint64
+	lastPort       uint16
+	lastProto      uint8
+	lastSet        *TargetSet
 }
 
 // NewEngine returns an engine that records associations in shard and
@@ -84,7 +94,7 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 		if r != packet.OK || t == nil {
 			continue
 		}
-		ts := t.lookup(&f.Dst, ProtoBit(f.Proto), f.DstPort)
+		ts := e.lookupSet(t, f)
 		e.sets[i] = ts
 		if ts == nil {
 			continue
@@ -106,6 +116,17 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 	for i := 0; i < n; i++ {
 		acts[i] = e.forward(frames[i], i, now)
 	}
+}
+
+// lookupSet is Tables.lookup behind a one-entry cache.
+func (e *Engine) lookupSet(t *Tables, f *packet.Flow) *TargetSet {
+	lo, hi := binary.LittleEndian.Uint64(f.Dst[:8]), binary.LittleEndian.Uint64(f.Dst[8:])
+	if lo == e.lastLo && hi == e.lastHi && f.DstPort == e.lastPort && f.Proto == e.lastProto && t == e.lastTables {
+		return e.lastSet
+	}
+	ts := t.lookup(&f.Dst, ProtoBit(f.Proto), f.DstPort)
+	e.lastTables, e.lastLo, e.lastHi, e.lastPort, e.lastProto, e.lastSet = t, lo, hi, f.DstPort, f.Proto, ts
+	return ts
 }
 
 func (e *Engine) forward(frame []byte, i int, now uint32) Action {

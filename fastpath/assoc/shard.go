@@ -95,7 +95,9 @@ func NewShard(limit int) (*Shard, error) {
 	if limit < 1 || limit > 1<<30 {
 		return nil, ErrLimit
 	}
-	return &Shard{slots: make([]slot, 2*limit), limit: limit}, nil
+	s := &Shard{limit: limit}
+	s.slots = allocSlots(s, 2*limit)
+	return s, nil
 }
 
 // SlotBytes is the memory cost of one slot; a shard has two per association.
