@@ -49,6 +49,10 @@ type Counters struct {
 	ICMPForwarded      uint64 // ICMP errors sent to the server of the flow they quote
 	// Server packets and bytes, indexed by set id * MaxServers + slot.
 	ServerPackets, ServerBytes [MaxSets * MaxServers]uint64
+	// ServerAssociations is the number of live associations per server
+	// (same index), kept by the worker as it makes, moves and expires them,
+	// so nobody has to walk the table to know it.
+	ServerAssociations [MaxSets * MaxServers]int64
 }
 
 // scalars lists the fields publish copies every batch, in one place so that
@@ -83,6 +87,7 @@ func (s *sharedCounters) publish(local, last *Counters, dirty []uint16) {
 	for _, j := range dirty {
 		atomic.StoreUint64(&s.c.ServerPackets[j], local.ServerPackets[j])
 		atomic.StoreUint64(&s.c.ServerBytes[j], local.ServerBytes[j])
+		atomic.StoreInt64(&s.c.ServerAssociations[j], local.ServerAssociations[j])
 	}
 }
 
@@ -98,6 +103,7 @@ func (s *sharedCounters) snapshot(out *Counters) {
 	for i := range out.ServerPackets {
 		out.ServerPackets[i] = atomic.LoadUint64(&s.c.ServerPackets[i])
 		out.ServerBytes[i] = atomic.LoadUint64(&s.c.ServerBytes[i])
+		out.ServerAssociations[i] = atomic.LoadInt64(&s.c.ServerAssociations[i])
 	}
 }
 
@@ -113,6 +119,7 @@ func (c *Counters) Add(o *Counters) {
 	for i := range c.ServerPackets {
 		c.ServerPackets[i] += o.ServerPackets[i]
 		c.ServerBytes[i] += o.ServerBytes[i]
+		c.ServerAssociations[i] += o.ServerAssociations[i]
 	}
 }
 

@@ -48,6 +48,8 @@ type Engine struct {
 	hashes  [MaxBatch]uint64
 	sink    uint64 // keeps the prefetching loads alive
 
+	onExpire func(set uint16, server uint8) // made once: Sweep's callback
+
 	// Last VIP lookup: consecutive packets mostly go to the same VIP and
 	// port, so one comparison usually replaces the VIP index probe.
 	lastTables     *Tables
@@ -61,7 +63,9 @@ type Engine struct {
 // rewrites frames to leave interface number iface (an index into the
 // per-interface MACs of Server) with source MAC srcMAC.
 func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
-	return &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxBatch), epoch: 1}
+	e := &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxSets*MaxServers), epoch: 1}
+	e.onExpire = func(set uint16, server uint8) { e.countAssoc(set, server, -1) }
+	return e
 }
 
 // SetTables switches the engine to a new generation of tables. Workers call
@@ -166,10 +170,7 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 	if f.ICMPError {
 		e.local.ICMPForwarded++
 	}
-	if e.dirtyMark[j] != e.epoch {
-		e.dirtyMark[j] = e.epoch
-		e.dirty = append(e.dirty, j)
-	}
+	e.markDirty(j)
 	return Transmit
 }
 
@@ -209,6 +210,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 			return v.Server
 		}
 		e.local.Reselected++
+		e.countAssoc(ts.ID, v.Server, -1)
 	}
 	// A flow without an association (idx < 0) must land where its next
 	// packet will: only the hash is stateless.
@@ -231,7 +233,23 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	}
 	e.shard.Put(idx, k, v)
 	e.local.NewAssociations++
+	e.countAssoc(ts.ID, slot, 1)
 	return slot
+}
+
+// countAssoc moves a server's association gauge and marks it for Publish.
+func (e *Engine) countAssoc(set uint16, server uint8, delta int64) {
+	j := set*MaxServers + uint16(server&(MaxServers-1))
+	e.local.ServerAssociations[j] += delta
+	e.markDirty(j)
+}
+
+// markDirty queues a server's counters for the next Publish.
+func (e *Engine) markDirty(j uint16) {
+	if e.dirtyMark[j] != e.epoch {
+		e.dirtyMark[j] = e.epoch
+		e.dirty = append(e.dirty, j)
+	}
 }
 
 // stillValid applies the staleness rules to an existing association: idle
@@ -290,7 +308,7 @@ func (e *Engine) Sweep(budget int, now uint32) {
 	if e.tables == nil {
 		return
 	}
-	e.local.Expired += uint64(e.shard.Sweep(budget, now, e.tables.ages))
+	e.local.Expired += uint64(e.shard.Sweep(budget, now, e.tables.ages, e.onExpire))
 }
 
 // countTx records frames the TX ring accepted and drops it refused.

@@ -688,10 +688,15 @@ func TestPublish(t *testing.T) {
 		t.Helper()
 		e.Snapshot(&got)
 		p, b := servers(&got)
-		got.ServerPackets, got.ServerBytes = zero.ServerPackets, zero.ServerBytes
-		if got != *want || p != wantServer || b != wantServer*bytesOut/10 {
-			t.Errorf("%s: Snapshot got %+v with %d server packets, %d bytes; want %+v, %d, %d",
-				when, got, p, b, *want, wantServer, wantServer*bytesOut/10)
+		var assocs int64
+		for _, n := range got.ServerAssociations {
+			assocs += n
+		}
+		got.ServerPackets, got.ServerBytes, got.ServerAssociations = zero.ServerPackets, zero.ServerBytes, zero.ServerAssociations
+		if got != *want || p != wantServer || b != wantServer*bytesOut/10 || uint64(assocs) != want.NewAssociations {
+			t.Errorf("%s: Snapshot scalars got rx %d tx %d new %d drops %v with %d server packets, %d bytes, %d associations; want rx %d new %d drops %v, %d, %d, %d",
+				when, got.RxPackets, got.TxPackets, got.NewAssociations, got.Drops, p, b, assocs,
+				want.RxPackets, want.NewAssociations, want.Drops, wantServer, wantServer*bytesOut/10, want.NewAssociations)
 		}
 	}
 
@@ -898,5 +903,41 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if got, want := after.ICMPForwarded-before.ICMPForwarded, runs*4; got != want {
 		t.Errorf("fixture: ICMPForwarded grew by %d, want %d", got, want)
+	}
+}
+
+// The per-server association gauge follows creation, re-selection and
+// expiry, and always sums to the shard's live count.
+func TestServerAssociationGauge(t *testing.T) {
+	tab := buildTables(t, 1, setSpec{id: 1, vip: vip4, servers: weighted(1, 1, 1)})
+	e := newEngine(t, 1000, tab)
+	sum := func() int64 {
+		c := published(e)
+		var n int64
+		for slot := 0; slot < MaxServers; slot++ {
+			g := c.ServerAssociations[1*MaxServers+slot]
+			if g < 0 {
+				t.Fatalf("server %d gauge is negative: %d", slot, g)
+			}
+			n += g
+		}
+		return n
+	}
+	for i := 0; i < 300; i++ {
+		send(e, 10, tcp(t, client(false, i), 5000, packet.TCPFlagSYN))
+	}
+	if got := sum(); got != 300 || int(got) != e.Shard().Live() {
+		t.Fatalf("after 300 new flows: gauge sum %d, Live %d, want 300", got, e.Shard().Live())
+	}
+	// FIN then SYN re-selects: the gauge moves, the total stays.
+	send(e, 11, tcp(t, client(false, 7), 5000, packet.TCPFlagFIN|packet.TCPFlagACK))
+	send(e, 11, tcp(t, client(false, 7), 5000, packet.TCPFlagSYN))
+	if c := published(e); c.Reselected != 1 || sum() != 300 {
+		t.Fatalf("after a reconnect: Reselected %d, gauge sum %d, want 1, 300", c.Reselected, sum())
+	}
+	e.Sweep(2000, 10+tab.Set(1).DeleteAge+2)
+	e.Publish()
+	if got := sum(); got != 0 || e.Shard().Live() != 0 {
+		t.Fatalf("after expiry: gauge sum %d, Live %d, want 0", got, e.Shard().Live())
 	}
 }

@@ -39,11 +39,20 @@ func (d *Daemon) sample(now time.Time) error {
 		return nil
 	}
 	c := dp.Counters()
-	shards := make([]*assoc.Shard, 0, len(dp.Workers()))
-	for _, w := range dp.Workers() {
-		shards = append(shards, w.Engine().Shard())
+	// Per-server association counts come from the workers' gauges; only
+	// peer groups need a walk of the tables (about 35 ms per million
+	// associations), so only sets that use them pay for it.
+	var groups []*fastpath.Associations
+	for _, ts := range t.Sets() {
+		if ts.NumPeerGroups() > 0 {
+			shards := make([]*assoc.Shard, 0, len(dp.Workers()))
+			for _, w := range dp.Workers() {
+				shards = append(shards, w.Engine().Shard())
+			}
+			groups = fastpath.CountAssociations(t, shards)
+			break
+		}
 	}
-	counts := fastpath.CountAssociations(t, shards)
 	if d.samp.trackers == nil {
 		d.samp = loadSampler{trackers: map[string]*balance.Tracker{}, bias: map[serverRef]float64{}}
 	}
@@ -53,7 +62,7 @@ func (d *Daemon) sample(now time.Time) error {
 		cs := &d.spec.TargetSets[i]
 		live[cs.Name] = true
 		ts := t.Set(d.id.setIDs[cs.Name])
-		if ts == nil || ts.Name != cs.Name || counts[ts.ID] == nil {
+		if ts == nil || ts.Name != cs.Name {
 			continue
 		}
 		tr := d.samp.trackers[cs.Name]
@@ -62,8 +71,12 @@ func (d *Daemon) sample(now time.Time) error {
 			d.samp.trackers[cs.Name] = tr
 		}
 		tr.SetConfig(balance.Config(cs.Balance))
-		res := tr.Observe(now, d.samples(cs, ts, c, counts[ts.ID]))
-		d.storeLoad(ts, &res, counts[ts.ID], len(shards))
+		res := tr.Observe(now, d.samples(cs, ts, c))
+		var peerCounts [][fastpath.MaxServers]uint32
+		if groups != nil && groups[ts.ID] != nil {
+			peerCounts = groups[ts.ID].Group
+		}
+		d.storeLoad(ts, &res, peerCounts, len(dp.Workers()))
 		d.trackAlarm(cs, &res, now)
 		for key, b := range res.Bias {
 			if addr, err := netip.ParseAddr(key); err == nil && b != 1 {
@@ -86,7 +99,7 @@ func (d *Daemon) sample(now time.Time) error {
 // samples builds the balance input of one set: weights after drain and
 // health but before the balance bias, so the alarm does not feed on its own
 // output.
-func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpath.Counters, n *fastpath.Associations) []balance.ServerSample {
+func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpath.Counters) []balance.ServerSample {
 	byAddr := map[netip.Addr]*config.Server{}
 	for i := range cs.Servers {
 		byAddr[cs.Servers[i].Address] = &cs.Servers[i]
@@ -101,17 +114,17 @@ func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpa
 		w, _ := d.baseWeight(cs, cfg)
 		j := int(ts.ID)*fastpath.MaxServers + slot
 		out = append(out, balance.ServerSample{Key: s.Addr.String(), Name: s.Name, Weight: float64(w),
-			Packets: c.ServerPackets[j], Associations: n.Server[slot]})
+			Packets: c.ServerPackets[j], Associations: uint64(max(c.ServerAssociations[j], 0))})
 	}
 	return out
 }
 
 // storeLoad publishes the least-load snapshot of a set that uses one.
-func (d *Daemon) storeLoad(ts *fastpath.TargetSet, res *balance.Result, n *fastpath.Associations, workers int) {
+func (d *Daemon) storeLoad(ts *fastpath.TargetSet, res *balance.Result, groups [][fastpath.MaxServers]uint32, workers int) {
 	if ts.Load == nil {
 		return
 	}
-	snap := &fastpath.LoadSnapshot{GroupAssoc: n.Group}
+	snap := &fastpath.LoadSnapshot{GroupAssoc: groups}
 	for slot := range ts.Servers {
 		snap.Score[slot] = math.MaxUint32
 		if !ts.Servers[slot].Present {

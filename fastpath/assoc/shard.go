@@ -255,10 +255,12 @@ func (s *Shard) Mark(idx int, flags uint8) {
 // Sweep examines the next budget slots, turns live associations idle for
 // longer than their target set's delete age into tombstones, and returns how
 // many it expired. ages[set] is the delete age in clock seconds; an
-// association whose set is no longer in ages is expired at once. Owner only;
-// workers call it with a small budget every loop so the whole table is
-// visited continuously at no per-packet cost.
-func (s *Shard) Sweep(budget int, now uint32, ages []uint32) (expired int) {
+// association whose set is no longer in ages is expired at once. onExpire, if
+// not nil, hears the set and server slot of each expired association (the
+// owner keeps per-server counts with it). Owner only; workers call it with a
+// small budget every loop so the whole table is visited continuously at no
+// per-packet cost.
+func (s *Shard) Sweep(budget int, now uint32, ages []uint32, onExpire func(set uint16, server uint8)) (expired int) {
 	n := len(s.slots)
 	for ; budget > 0; budget-- {
 		i := s.cursor
@@ -276,6 +278,9 @@ func (s *Shard) Sweep(budget int, now uint32, ages []uint32) (expired int) {
 			atomic.StoreUint64(&sl.w[3], meta&^3|stateTomb)
 			s.live--
 			expired++
+			if onExpire != nil {
+				onExpire(uint16(set), uint8(meta>>serverShift)&0xF)
+			}
 			s.cleanup(i)
 		case stateTomb:
 			s.cleanup(i)

@@ -98,7 +98,7 @@ func TestSweepExpiresIdleOnly(t *testing.T) {
 		idx, _ := s.Find(&k, k.Hash())
 		s.Touch(idx, 108)
 	}
-	if got := s.Sweep(len(s.slots), 111, ages); got != 50 {
+	if got := s.Sweep(len(s.slots), 111, ages, nil); got != 50 {
 		t.Fatalf("Sweep after 11 idle seconds expired %d, want the 50 idle flows", got)
 	}
 	if s.Live() != 50 {
@@ -110,7 +110,7 @@ func TestSweepExpiresIdleOnly(t *testing.T) {
 		}
 	}
 	// An association whose target set is gone expires at once.
-	if got := s.Sweep(len(s.slots), 110, ages[:1]); got != 50 {
+	if got := s.Sweep(len(s.slots), 110, ages[:1], nil); got != 50 {
 		t.Fatalf("Sweep after set removal expired %d, want 50", got)
 	}
 	// Freed slots take new associations again: the shard is back to empty.
@@ -141,7 +141,7 @@ func TestTombstonesKeepChainsIntact(t *testing.T) {
 				live[id] = true
 			}
 		}
-		s.Sweep(len(s.slots), uint32(round*3), ages)
+		s.Sweep(len(s.slots), uint32(round*3), ages, nil)
 		n := 0
 		for id := range live {
 			k := testKey(id)
@@ -252,7 +252,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		} else if found {
 			s.Touch(idx, uint32(i))
 		}
-		s.Sweep(8, uint32(i), []uint32{0, 100})
+		s.Sweep(8, uint32(i), []uint32{0, 100}, nil)
 	})
 	if allocs != 0 {
 		t.Fatalf("Find/Put/Touch/Sweep allocate %v times per run, want 0", allocs)
