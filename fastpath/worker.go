@@ -19,7 +19,7 @@ const (
 	// only has to keep capacity and counters current, not be prompt.
 	sweepBudget     = 16
 	sweepIdleBudget = 256
-	idleWaitMs  = 100 // poll(2) timeout of an idle worker with busy_poll = false
+	idleWaitMs      = 100 // poll(2) timeout of an idle worker with busy_poll = false
 )
 
 // Worker busy-polls one AF_XDP socket (one NIC queue) on one pinned OS
