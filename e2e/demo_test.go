@@ -50,7 +50,8 @@ func TestDemo(t *testing.T) {
 		"server address          weight  connections   share  expected",
 		"s3     198.51.100.13         3",
 		"0 lost, 0 mismatched, 0 flows on more than one server",
-		"ipfront counters: {",
+		"$ ipfront ctl counters",
+		"$ ipfront ctl servers",
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("demo output lacks %q", want)

@@ -30,6 +30,15 @@ commands:
          open connections, verify every echoed byte, count them per server
   udp    --vip ADDR --port 7000 --flows 50 --packets 20 [-o json]
          one socket per flow; check every flow stays on one server
+  hold   --vip ADDR --port 7000 --conns 20 --interval 50ms --bytes 64 [--duration D] [-o json]
+         long-lived connections echoing a message every interval until
+         SIGTERM/SIGINT (or --duration); reports per connection its server,
+         echoes verified and whether and when it failed (reset, eof, timeout);
+         -o json prints a "ready" report once connected, a "snapshot" at each
+         SIGUSR1 and a "final" one
+  load   --vip ADDR --port 7000 [--rate BYTES/S] [--duration D] [-o json]
+         one connection sending a stream as fast as allowed, every echoed
+         byte checked; "ready" and "final" reports like hold
   up     --prefix demo --servers 3 [--serve]
          build a lab and leave it running (namespaces <prefix>-sw, -lb, -c, -s1..)
   down   --prefix demo
@@ -38,8 +47,8 @@ commands:
          build a lab, run ipfront and the servers, drive traffic through the
          VIP, print the spread and ipfront's counters, tear everything down
 
-Run "iplab <command> -h" for a command's flags. tcp and udp run in the
-current network namespace: "ip netns exec <prefix>-c iplab tcp ...".
+Run "iplab <command> -h" for a command's flags. tcp, udp, hold and load run
+in the current network namespace: "ip netns exec <prefix>-c iplab tcp ...".
 `
 
 // errFailed marks a run that completed but found failures (already
@@ -62,6 +71,10 @@ func main() {
 		err = tcpCmd(args)
 	case "udp":
 		err = udpCmd(args)
+	case "hold":
+		err = holdCmd(args)
+	case "load":
+		err = loadCmd(args)
 	case "up":
 		err = upCmd(args, log)
 	case "down":

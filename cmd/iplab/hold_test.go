@@ -1,0 +1,124 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipfront/ipfront/internal/lab"
+)
+
+// streamReports runs "iplab args... -o json" (hold or load) in the client
+// namespace and decodes its ready and final reports into ready and final;
+// it returns the exit code.
+func streamReports(t *testing.T, l *lab.Lab, ready, final any, args ...string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := l.CommandContext(ctx, l.Client().NS, append(append([]string{os.Args[0]}, args...), "-o", "json")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
+	for _, r := range []any{ready, final} {
+		if err := dec.Decode(r); err != nil {
+			t.Fatalf("iplab %v: exit %d, reports unreadable: %v\n%s\n%s", args, code, err, stdout.Bytes(), stderr.Bytes())
+		}
+	}
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+		t.Errorf("iplab %v: more than two reports: %v\n%s", args, err, stdout.Bytes())
+	}
+	return code
+}
+
+func TestHoldDirect(t *testing.T) {
+	l := directLab(t)
+	var ready, final lab.HoldReport
+	code := streamReports(t, l, &ready, &final, "hold", "--vip", l.VIP(true).String(), "--port", "7001", "--conns", "5",
+		"--interval", "20ms", "--bytes", "100", "--duration", "600ms", "--sport", "21100")
+	if code != 0 || ready.Phase != lab.PhaseReady || ready.Connected != 5 || ready.Failed != 0 ||
+		!reflect.DeepEqual(ready.Servers, map[string]int{"s2": 5}) {
+		t.Errorf("hold ready report (exit %d): %+v; want 5 connections to s2", code, ready)
+	}
+	if final.Phase != lab.PhaseFinal || final.Connected != 5 || final.Failed != 0 || final.Stopped.Before(final.Started) {
+		t.Errorf("hold final report: %+v; want 5 connections, none failed", final)
+	}
+	for i, c := range final.Connections {
+		if c.Conn != i || c.SourcePort != 21100+i || c.Server != "s2" || c.Messages < 10 || c.BytesVerified != 100*c.Messages ||
+			c.LastEcho.Before(c.Connected) || !c.FailedAt.IsZero() {
+			t.Errorf("hold connection %d: %+v; want port %d, s2, at least 10 messages of 100 bytes, no failure", i, c, 21100+i)
+		}
+	}
+}
+
+func TestHoldReportsFailures(t *testing.T) {
+	l := directLab(t)
+	var ready, final lab.HoldReport
+	code := streamReports(t, l, &ready, &final, "hold", "--vip", l.VIP(false).String(), "--port", "7999", "--conns", "3",
+		"--duration", "100ms")
+	if code != 1 || ready.Connected != 0 || ready.Failed != 3 || final.Failed != 3 {
+		t.Errorf("hold to a closed port: exit %d, ready %+v, final %+v; want exit 1 and 3 failures", code, ready, final)
+	}
+	for _, c := range final.Connections {
+		if c.Stage != "dial" || c.Kind != lab.FailRefused || c.FailedAt.IsZero() {
+			t.Errorf("hold connection %d: %+v; want a refused dial", c.Conn, c)
+		}
+	}
+}
+
+func TestLoadDirect(t *testing.T) {
+	l := directLab(t)
+	for _, c := range []struct {
+		rate          string
+		minMB, maxMB  float64
+		duration, vip string
+	}{
+		{"0", 1, 1e9, "600ms", l.VIP(false).String()},
+		{"2000000", 0.8, 1.6, "600ms", l.VIP(true).String()}, // 2 MB/s for 0.6 s: 1.2 MB
+	} {
+		var ready, final lab.LoadReport
+		code := streamReports(t, l, &ready, &final, "load", "--vip", c.vip, "--port", "7000", "--rate", c.rate, "--duration", c.duration)
+		if code != 0 || ready.Phase != lab.PhaseReady || ready.Server != "s2" || ready.Kind != "" {
+			t.Errorf("load --rate %s ready report (exit %d): %+v; want s2, no failure", c.rate, code, ready)
+		}
+		mb := float64(final.BytesSent) / 1e6
+		if final.Phase != lab.PhaseFinal || final.Kind != "" || final.BytesVerified != final.BytesSent || mb < c.minMB || mb > c.maxMB {
+			t.Errorf("load --rate %s final report: %+v; want %.1f..%.1f MB sent, all verified, no failure", c.rate, final, c.minMB, c.maxMB)
+		}
+	}
+}
+
+func TestFailKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{errMismatch, lab.FailMismatch},
+		{os.ErrDeadlineExceeded, lab.FailTimeout},
+		{io.EOF, lab.FailEOF},
+		{io.ErrUnexpectedEOF, lab.FailEOF},
+		{&os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}, lab.FailReset},
+		{&os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}, lab.FailRefused},
+		{errors.New("something else"), lab.FailOther},
+	} {
+		if got := failKind(c.err); got != c.want {
+			t.Errorf("failKind(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
