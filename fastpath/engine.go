@@ -71,8 +71,42 @@ func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 // SetTables switches the engine to a new generation of tables. Workers call
 // it between batches only.
 func (e *Engine) SetTables(t *Tables) {
+	e.resetReassignedServers(e.tables, t)
 	e.tables = t
 	e.allocGroups(t)
+}
+
+// resetReassignedServers zeroes the traffic counters of every server slot
+// that now holds a different server than in old (a set id reused by another
+// set, or a slot given to a new address), so a new server never inherits its
+// predecessor's packets. The association gauge is kept: it counts the
+// associations that still point at the slot until they re-select.
+func (e *Engine) resetReassignedServers(old, next *Tables) {
+	if old == nil || next == nil {
+		return
+	}
+	for id := range MaxSets {
+		was, now := old.sets[id], next.sets[id]
+		if was == nil {
+			continue
+		}
+		for slot := range MaxServers {
+			a := &was.Servers[slot]
+			if !a.Present {
+				continue
+			}
+			if now != nil && now.Name == was.Name {
+				if b := &now.Servers[slot]; b.Present && b.Gen == a.Gen && b.Addr == a.Addr {
+					continue
+				}
+			}
+			j := uint16(id)*MaxServers + uint16(slot)
+			if e.local.ServerPackets[j] != 0 || e.local.ServerBytes[j] != 0 {
+				e.local.ServerPackets[j], e.local.ServerBytes[j] = 0, 0
+				e.markDirty(j)
+			}
+		}
+	}
 }
 
 // Tables returns the generation in use.

@@ -941,3 +941,29 @@ func TestServerAssociationGauge(t *testing.T) {
 		t.Fatalf("after expiry: gauge sum %d, Live %d, want 0", got, e.Shard().Live())
 	}
 }
+
+// A server given the slot of a removed one starts from zero packets.
+func TestReassignedSlotStartsFromZero(t *testing.T) {
+	tab := buildTables(t, 1, setSpec{id: 1, vip: vip4, servers: weighted(1, 1, 1)})
+	e := newEngine(t, 1000, tab)
+	for i := 0; i < 300; i++ {
+		send(e, 10, tcp(t, client(false, i), 5000, packet.TCPFlagSYN))
+	}
+	before := published(e)
+	if before.ServerPackets[1*MaxServers+1] == 0 {
+		t.Fatal("slot 1 got no traffic; the test needs it to")
+	}
+	// Slot 1 goes to a different server (new generation); slot 0 keeps its own.
+	next := buildTables(t, 2, setSpec{id: 1, vip: vip4, servers: weighted(1, 1, 1)})
+	next.Set(1).Servers[1].Gen++
+	next.Set(1).Servers[1].Addr = netip.MustParseAddr("198.51.100.99")
+	e.SetTables(next)
+	e.Publish()
+	after := published(e)
+	if got := after.ServerPackets[1*MaxServers+1]; got != 0 {
+		t.Errorf("new server in slot 1 inherited %d packets, want 0", got)
+	}
+	if got, want := after.ServerPackets[1*MaxServers+0], before.ServerPackets[1*MaxServers+0]; got != want {
+		t.Errorf("unchanged slot 0: %d packets, want %d kept", got, want)
+	}
+}

@@ -33,6 +33,7 @@ type Backend interface {
 	Dataplane() *fastpath.Dataplane // nil until the data plane started
 	Servers() []ServerState
 	Alarms() []Alarm
+	AlarmsRaised() map[string]uint64
 	Reload(ctx context.Context) error
 	SetDrained(ctx context.Context, set, server string, drained bool) error
 }

@@ -25,6 +25,10 @@ const maxAlarmHistory = 100
 type loadSampler struct {
 	trackers map[string]*balance.Tracker
 	bias     map[serverRef]float64 // weight factors while a set's balance alarm is active
+	// raised counts the alarms of each set since start. It outlives the
+	// set's tracker (a reload may remove and re-add the set) and the capped
+	// alarm history, so alarm ids never repeat and the metric never falls.
+	raised map[string]uint64
 }
 
 // sample measures every target set once: packet and association shares,
@@ -54,7 +58,7 @@ func (d *Daemon) sample(now time.Time) error {
 		}
 	}
 	if d.samp.trackers == nil {
-		d.samp = loadSampler{trackers: map[string]*balance.Tracker{}, bias: map[serverRef]float64{}}
+		d.samp = loadSampler{trackers: map[string]*balance.Tracker{}, bias: map[serverRef]float64{}, raised: map[string]uint64{}}
 	}
 	nextBias := map[serverRef]float64{}
 	live := map[string]bool{}
@@ -87,6 +91,7 @@ func (d *Daemon) sample(now time.Time) error {
 	for name := range d.samp.trackers {
 		if !live[name] {
 			delete(d.samp.trackers, name)
+			d.clearAlarms(name, now, "target set removed")
 		}
 	}
 	if equalBias(nextBias, d.samp.bias) {
@@ -147,23 +152,24 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 	servers := alarmServers(res, cs)
 	switch {
 	case res.Raised:
-		d.alarms = append(d.alarms, Alarm{ID: res.AlarmID, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
-		ev := d.log.Warn().Str("alarm", res.AlarmID).Str("target_set", cs.Name).Float64("deviation", res.Deviation)
+		d.samp.raised[cs.Name]++
+		id := fmt.Sprintf("balance-%s-%d", cs.Name, d.samp.raised[cs.Name])
+		d.alarms = append(d.alarms, Alarm{ID: id, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
+		ev := d.log.Warn().Str("alarm", id).Str("target_set", cs.Name).Float64("deviation", res.Deviation)
 		for _, s := range servers {
 			ev = ev.Str("server_"+s.Name, fmt.Sprintf("packets=%.3f assoc=%.3f weight=%.3f", s.PacketShare, s.AssocShare, s.WeightShare))
 		}
 		ev.Msg("balance alarm raised: new associations go to under-loaded servers")
 	case res.Cleared:
 		for i := range d.alarms {
-			if d.alarms[i].ID == res.AlarmID && d.alarms[i].Active {
-				d.alarms[i].Active, d.alarms[i].Cleared = false, now
+			if d.alarms[i].Set == cs.Name && d.alarms[i].Active {
 				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
 			}
 		}
-		d.log.Info().Str("alarm", res.AlarmID).Str("target_set", cs.Name).Float64("deviation", res.Deviation).Msg("balance alarm cleared")
+		d.clearAlarms(cs.Name, now, "deviation below clear")
 	default:
 		for i := range d.alarms {
-			if d.alarms[i].ID == res.AlarmID && d.alarms[i].Active {
+			if d.alarms[i].Set == cs.Name && d.alarms[i].Active {
 				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
 			}
 		}
@@ -171,6 +177,30 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 	if len(d.alarms) > maxAlarmHistory {
 		d.alarms = append([]Alarm(nil), d.alarms[len(d.alarms)-maxAlarmHistory:]...)
 	}
+}
+
+// clearAlarms ends every active alarm of a set and logs it.
+func (d *Daemon) clearAlarms(set string, now time.Time, why string) {
+	for i := range d.alarms {
+		a := &d.alarms[i]
+		if a.Set != set || !a.Active {
+			continue
+		}
+		a.Active, a.Cleared = false, now
+		d.log.Info().Str("alarm", a.ID).Str("target_set", set).Float64("deviation", a.Deviation).Str("why", why).Msg("balance alarm cleared")
+	}
+}
+
+// AlarmsRaised is the number of balance alarms raised per target set since
+// start, removed sets included.
+func (d *Daemon) AlarmsRaised() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]uint64, len(d.samp.raised))
+	for k, v := range d.samp.raised {
+		out[k] = v
+	}
+	return out
 }
 
 func alarmServers(res *balance.Result, cs *config.TargetSet) []AlarmServer {

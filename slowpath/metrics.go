@@ -2,6 +2,7 @@ package slowpath
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"sort"
 
 	"github.com/ipfront/ipfront/fastpath"
 )
@@ -119,16 +120,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// Every configured set has both alarm series, zero included; sets that
 	// were removed keep theirs while alarms remember them.
 	var sets []string
-	active, raised := map[string]bool{}, map[string]uint64{}
+	active, raised := map[string]bool{}, c.b.AlarmsRaised()
+	seen := map[string]bool{}
 	for _, ts := range c.b.Spec().TargetSets {
 		sets = append(sets, ts.Name)
-		raised[ts.Name] = 0
+		seen[ts.Name] = true
 	}
-	for _, al := range c.b.Alarms() {
-		if _, ok := raised[al.Set]; !ok {
-			sets = append(sets, al.Set)
+	for s := range raised {
+		if !seen[s] {
+			sets = append(sets, s)
+			seen[s] = true
 		}
-		raised[al.Set]++
+	}
+	sort.Strings(sets[len(c.b.Spec().TargetSets):])
+	for _, al := range c.b.Alarms() {
 		active[al.Set] = active[al.Set] || al.Active
 	}
 	for _, s := range sets {

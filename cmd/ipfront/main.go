@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/slowpath"
 	"github.com/ipfront/ipfront/slowpath/config"
@@ -83,7 +84,10 @@ func check(args []string, out io.Writer) error {
 func newLogger(l config.Log) zerolog.Logger {
 	var w io.Writer = os.Stderr
 	if l.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}
+		// Colour only for a terminal: logs piped to a file or journal stay
+		// plain text.
+		_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339, NoColor: err != nil}
 	}
 	level, err := zerolog.ParseLevel(l.Level)
 	if err != nil {
@@ -93,6 +97,10 @@ func newLogger(l config.Log) zerolog.Logger {
 }
 
 func run(args []string) error {
+	// Catch SIGHUP before anything else: its default action would kill a
+	// daemon that is still starting. Reloads queue until Run serves them.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	path, err := configFlag("run", args)
 	if err != nil {
 		return err
@@ -118,8 +126,6 @@ func run(args []string) error {
 	}()
 	defer api.Shutdown()
 	log.Info().Str("listen", api.Addr().String()).Msg("api listening")
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
 			// Errors are logged by Reload with every position.

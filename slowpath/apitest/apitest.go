@@ -85,6 +85,18 @@ func (b *Backend) Alarms() []slowpath.Alarm {
 	return slices.Clone(b.alarms)
 }
 
+// AlarmsRaised implements slowpath.Backend: the alarms SetAlarms gave,
+// counted per set.
+func (b *Backend) AlarmsRaised() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]uint64{}
+	for _, a := range b.alarms {
+		out[a.Set]++
+	}
+	return out
+}
+
 // Reload implements slowpath.Backend: it fails with the error SetReloadError
 // chose, else bumps the generation.
 func (b *Backend) Reload(context.Context) error {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,23 +13,10 @@ import (
 	"github.com/ipfront/ipfront/internal/lab"
 )
 
-// knownBugsEnv, set to 1, runs the tests of bugs found and not fixed yet.
-// Each such test fails until its bug is fixed; then drop its requireKnownBug
-// line so that it guards against the bug's return.
-const knownBugsEnv = "IPFRONT_E2E_KNOWN_BUGS"
-
-func requireKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) != "1" {
-		t.Skipf("known bug, not fixed yet: %s (%s=1 runs it)", bug, knownBugsEnv)
-	}
-}
-
 // TestReplacedServerCountsFromZero removes a server that carried traffic
 // and adds another in its place: the newcomer has received nothing, so
 // /v1/servers, /v1/counters and /metrics must say 0 packets for it.
 func TestReplacedServerCountsFromZero(t *testing.T) {
-	requireKnownBug(t, "a server taking a freed slot inherits its predecessor's packet and byte counters")
 	e := startSP(t, 4, spConfig{Servers: []spServer{{"s1", 1}, {"s2", 1}, {"s3", 1}}, Balance: balanceOff})
 	requireAllOK(t, "connections", e.tcpBatch(300))
 	if st := e.serverStates()["s2"]; st.Packets == 0 {
@@ -61,7 +47,6 @@ func TestReplacedServerCountsFromZero(t *testing.T) {
 // configuration in which the set has another name: no alarm may stay active
 // for a set that no longer exists, in the API or in /metrics.
 func TestAlarmOfRemovedSetClears(t *testing.T) {
-	requireKnownBug(t, "a balance alarm active when its target set is removed by a reload stays active for ever")
 	cfg := spConfig{Servers: []spServer{{"s1", 1}, {"s2", 1}, {"s3", 1}}, DeleteAge: "2s", MaxAssoc: 1024, Balance: `
 		threshold = 0.2
 		clear = 0.1
