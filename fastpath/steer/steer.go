@@ -84,6 +84,7 @@ const (
 	ModeGeneric
 )
 
+// String returns the mode's configuration name.
 func (m XDPMode) String() string {
 	switch m {
 	case ModeAuto:

@@ -24,6 +24,7 @@ type Accounting struct {
 	Tx int64
 }
 
+// String summarises where the frames are, for test failures and logs.
 func (a Accounting) String() string {
 	return fmt.Sprintf("total %d = free %d + fill/rx %d + caller %d + tx/completion %d",
 		a.Total, a.Free, a.Fill, a.Caller, a.Tx)

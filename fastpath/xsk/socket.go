@@ -27,6 +27,7 @@ const (
 	ModeZeroCopy
 )
 
+// String returns the mode's configuration name.
 func (m Mode) String() string {
 	switch m {
 	case ModeAuto:

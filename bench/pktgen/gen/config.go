@@ -35,6 +35,7 @@ const (
 
 var protoNames = [numProtos]string{"udp", "tcp-syn", "tcp-ack", "sctp-data", "sctp-init"}
 
+// String returns the protocol's flag name.
 func (p Proto) String() string {
 	if p < numProtos {
 		return protoNames[p]
@@ -100,6 +101,7 @@ const (
 	Random
 )
 
+// String returns the order's flag name.
 func (o FlowOrder) String() string {
 	switch o {
 	case Seq:
@@ -251,6 +253,7 @@ const (
 	XSKZeroCopy                // zero-copy (XDP_ZEROCOPY) or New fails
 )
 
+// String returns the mode's flag name.
 func (m XSKMode) String() string {
 	switch m {
 	case XSKAuto:
