@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,32 +165,22 @@ func realtime(pid int) error {
 }
 
 // placement puts the kernel threads where the method says (see
-// BENCHMARKS.md, "Method"): the DUT's receive NAPI threads on the DUT's core,
-// the bridge's egress NAPI threads (towards the sinks) on the generator's
-// core. With spread, nothing is pinned and the scheduler places them.
+// BENCHMARKS.md, "Method"): the DUT's receive NAPI threads and the bridge's
+// egress NAPI threads (towards the sinks) both on the DUT's core, so the
+// "DUT core" column holds the DUT plus an egress cost that is the same for
+// every peer per delivered frame. With spread, nothing is pinned and the
+// scheduler places them.
 func (t *topo) placement(spread bool) (dutNAPI []int, err error) {
 	dutNAPI = napiThreads(t.lb.ifname)
 	egress := napiThreads(t.lb.port)
 	if len(dutNAPI) == 0 || len(egress) == 0 {
 		return nil, fmt.Errorf("no NAPI threads for %s (%v) or %s (%v)", t.lb.ifname, dutNAPI, t.lb.port, egress)
 	}
-	for _, p := range dutNAPI {
-		c := dutCPU
-		if spread {
-			c = -1
-		}
-		if err := pin(p, c); err != nil {
-			return nil, fmt.Errorf("pin NAPI thread %d: %w", p, err)
-		}
-		if err := realtime(p); err != nil {
-			return nil, fmt.Errorf("NAPI thread %d SCHED_FIFO: %w", p, err)
-		}
+	c := dutCPU
+	if spread {
+		c = -1
 	}
-	for _, p := range egress {
-		c := dutCPU
-		if spread {
-			c = -1
-		}
+	for _, p := range slices.Concat(dutNAPI, egress) {
 		if err := pin(p, c); err != nil {
 			return nil, fmt.Errorf("pin NAPI thread %d: %w", p, err)
 		}

@@ -296,31 +296,40 @@ func (e *env) linuxForward(ctx context.Context, l load) (r pktResult) {
 	return r
 }
 
-func nftInstalled() bool {
-	_, err := exec.LookPath("nft")
-	return err == nil
+// nftMissing is why the nftables peers are skipped, or "" when nft(8) is
+// installed.
+func nftMissing() string {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return "nft not installed (Debian package nftables)"
+	}
+	return ""
+}
+
+// nftMap is the body of an nftables map from server index to value(server):
+// "0 : v0, 1 : v1, ...".
+func (t *topo) nftMap(value func(host) any) string {
+	var m []string
+	for i, s := range t.servers {
+		m = append(m, fmt.Sprintf("%d : %s", i, value(s)))
+	}
+	return strings.Join(m, ", ")
 }
 
 // nftDNAT: netfilter DNAT to jhash(source address, source port) over the 16
 // servers, with conntrack (a stateful kernel load balancer).
 func (e *env) nftDNAT(ctx context.Context, l load) (r pktResult) {
 	r = pktResult{Key: "dnat", Peer: "nftables DNAT (jhash map, conntrack, 16 servers)", Workload: l.name()}
-	if !nftInstalled() {
-		r.Skipped = "nft not installed (Debian package nftables)"
+	if r.Skipped = nftMissing(); r.Skipped != "" {
 		return r
 	}
 	lb := e.t.lb
-	var m []string
-	for i, s := range e.t.servers {
-		m = append(m, fmt.Sprintf("%d : %s", i, s.ip))
-	}
 	rules := fmt.Sprintf(`table ip ipfbench {
 	chain pre {
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr %s dnat to jhash ip saddr . th sport mod %d map { %s }
 	}
 }
-`, e.t.vip, len(e.t.servers), strings.Join(m, ", "))
+`, e.t.vip, len(e.t.servers), e.t.nftMap(func(s host) any { return s.ip }))
 	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
 		r.Err = err
 		return r
@@ -352,22 +361,17 @@ func (e *env) nftDNAT(ctx context.Context, l load) (r pktResult) {
 // The like-for-like kernel peer of ipfront's DSR.
 func (e *env) nftNetdev(ctx context.Context, l load) (r pktResult) {
 	r = pktResult{Key: "netdev", Peer: "nftables netdev ingress L2 DSR (stateless jhash)", Workload: l.name()}
-	if !nftInstalled() {
-		r.Skipped = "nft not installed (Debian package nftables)"
+	if r.Skipped = nftMissing(); r.Skipped != "" {
 		return r
 	}
 	lb := e.t.lb
-	var m []string
-	for i, s := range e.t.servers {
-		m = append(m, fmt.Sprintf("%d : %s", i, s.mac))
-	}
 	rules := fmt.Sprintf(`table netdev ipfbench {
 	chain in {
 		type filter hook ingress device %q priority 0; policy accept;
 		ip daddr %s ether saddr set %s ether daddr set jhash ip saddr mod %d map { %s } fwd to %q
 	}
 }
-`, lb.ifname, e.t.vip, lb.mac, len(e.t.servers), strings.Join(m, ", "), lb.ifname)
+`, lb.ifname, e.t.vip, lb.mac, len(e.t.servers), e.t.nftMap(func(s host) any { return s.mac }), lb.ifname)
 	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
 		r.Err = err
 		return r

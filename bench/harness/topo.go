@@ -142,12 +142,7 @@ func (t *topo) build() error {
 		return err
 	}
 	for _, s := range t.servers {
-		if err := lab.Sysctl(s.ns, append(noV6,
-			[2]string{"net.ipv4.conf.all.arp_ignore", "1"},
-			[2]string{"net.ipv4.conf.all.arp_announce", "2"},
-			[2]string{"net.ipv4.conf.default.arp_ignore", "1"},
-			[2]string{"net.ipv4.conf.default.arp_announce", "2"},
-		)); err != nil {
+		if err := lab.Sysctl(s.ns, append(noV6, lab.DSRServerSysctls()...)); err != nil {
 			return err
 		}
 	}

@@ -5,18 +5,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,8 +22,7 @@ import (
 )
 
 type holdOptions struct {
-	vip      netip.Addr
-	port     int
+	target
 	conns    int
 	interval time.Duration
 	bytes    int
@@ -38,9 +34,9 @@ type holdOptions struct {
 
 func holdCmd(args []string) error {
 	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
-	vip := fs.String("vip", "", "address to connect to (required)")
+	var cf clientFlags
+	cf.register(fs, "connect to")
 	var o holdOptions
-	fs.IntVar(&o.port, "port", 7000, "port to connect to")
 	fs.IntVar(&o.conns, "conns", 20, "long-lived connections to open")
 	fs.DurationVar(&o.interval, "interval", 50*time.Millisecond, "time between one connection's messages")
 	fs.IntVar(&o.bytes, "bytes", 64, "bytes per message")
@@ -48,31 +44,20 @@ func holdCmd(args []string) error {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: at SIGTERM or SIGINT)")
 	fs.IntVar(&o.sport, "sport", 0, "bind connection i to source port sport+i (0: kernel's choice)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the messages")
-	out := fs.String("o", "text", "output: text or json")
-	if err := parseFlags(fs, args); err != nil {
+	var err error
+	if o.target, err = cf.parse(fs, args); err != nil {
 		return err
 	}
-	var err error
-	if o.vip, err = netip.ParseAddr(*vip); err != nil {
-		return fmt.Errorf("--vip: %w", err)
-	}
 	switch {
-	case o.port < 1 || o.port > 65535:
-		return fmt.Errorf("--port %d: want 1..65535", o.port)
 	case o.conns < 1, o.bytes < 1, o.interval <= 0, o.timeout <= 0, o.duration < 0:
 		return errors.New("--conns and --bytes must be positive, --interval and --timeout > 0, --duration >= 0")
 	case o.sport < 0 || o.sport > 0 && o.sport+o.conns-1 > 65535:
 		return fmt.Errorf("--sport %d: ports sport..sport+conns-1 must fit in 1..65535", o.sport)
-	case *out != "text" && *out != "json":
-		return fmt.Errorf("-o %q: want text or json", *out)
+	case cf.out != "text" && cf.out != "json":
+		return fmt.Errorf("-o %q: want text or json", cf.out)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := runContext(o.duration)
 	defer stop()
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
 	h := newHold(o)
 	h.connect()
 	// SIGUSR1 asks for a snapshot report while the connections run.
@@ -83,7 +68,7 @@ func holdCmd(args []string) error {
 		outMu.Lock()
 		defer outMu.Unlock()
 		r := h.report(phase)
-		return emit(*out, r, func() { printHold(os.Stdout, r) })
+		return emit(cf.out, r, func() { printHold(os.Stdout, r) })
 	}
 	if err := report(lab.PhaseReady); err != nil {
 		return err
@@ -164,15 +149,7 @@ func (h *hold) connect() {
 func (h *hold) dial(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.o.timeout)
 	defer cancel()
-	d := net.Dialer{}
-	if h.o.sport > 0 {
-		d.LocalAddr = &net.TCPAddr{Port: h.o.sport + i}
-	}
-	network := "tcp4"
-	if h.o.vip.Is6() {
-		network = "tcp6"
-	}
-	c, err := d.DialContext(ctx, network, netip.AddrPortFrom(h.o.vip, uint16(h.o.port)).String())
+	c, err := dialVIP(ctx, h.o.vip, h.o.port, sourcePort(h.o.sport, i))
 	if err != nil {
 		h.fail(i, "dial", err)
 		return
@@ -180,19 +157,12 @@ func (h *hold) dial(i int) {
 	port := c.LocalAddr().(*net.TCPAddr).Port
 	c.SetDeadline(time.Now().Add(h.o.timeout))
 	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
-	if err == nil {
-		if name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), lab.Greeting); !ok || name == "" {
-			err = fmt.Errorf("unexpected greeting %q", line)
-		} else {
-			line = name
-		}
-	}
+	name, err := readGreeting(br)
 	h.mu.Lock()
 	hc := &h.conns[i]
 	hc.SourcePort = port
 	if err == nil {
-		hc.c, hc.br, hc.Server, hc.Connected = c, br, line, time.Now()
+		hc.c, hc.br, hc.Server, hc.Connected = c, br, name, time.Now()
 	}
 	h.mu.Unlock()
 	if err != nil {
@@ -302,12 +272,7 @@ var errMismatch = errors.New("mismatch: echo differs from the message")
 
 // fillMessage fills b with connection conn's message number seq.
 func fillMessage(b []byte, seed uint64, conn int, seq uint64) {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	binary.LittleEndian.PutUint64(key[8:], uint64(conn))
-	binary.LittleEndian.PutUint64(key[16:], seq)
-	key[24] = 'h'
-	_, _ = rand.NewChaCha8(key).Read(b)
+	_, _ = newChaCha(seed, uint64(conn), seq, 'h').Read(b)
 }
 
 // failKind sorts a connection's error into the lab.Fail* kinds.

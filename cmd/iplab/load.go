@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,19 +14,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ipfront/ipfront/internal/lab"
 )
 
 type loadOptions struct {
-	vip      netip.Addr
-	port     int
+	target
 	rate     int64 // bytes per second; 0: as fast as the connection goes
 	chunk    int
 	timeout  time.Duration
@@ -38,43 +33,32 @@ type loadOptions struct {
 
 func loadCmd(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	vip := fs.String("vip", "", "address to connect to (required)")
+	var cf clientFlags
+	cf.register(fs, "connect to")
 	var o loadOptions
-	fs.IntVar(&o.port, "port", 7000, "port to connect to")
 	fs.Int64Var(&o.rate, "rate", 0, "bytes per second to send (0: as fast as the connection goes)")
 	fs.IntVar(&o.chunk, "chunk", 16<<10, "bytes per write")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "limit for the dial with its greeting, for any write or read to make progress, and for the final echo")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: at SIGTERM or SIGINT)")
 	fs.IntVar(&o.sport, "sport", 0, "bind to this source port (0: kernel's choice)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the byte stream")
-	out := fs.String("o", "text", "output: text or json")
-	if err := parseFlags(fs, args); err != nil {
+	var err error
+	if o.target, err = cf.parse(fs, args); err != nil {
 		return err
 	}
-	var err error
-	if o.vip, err = netip.ParseAddr(*vip); err != nil {
-		return fmt.Errorf("--vip: %w", err)
-	}
 	switch {
-	case o.port < 1 || o.port > 65535:
-		return fmt.Errorf("--port %d: want 1..65535", o.port)
 	case o.rate < 0, o.chunk < 1, o.timeout <= 0, o.duration < 0:
 		return errors.New("--rate >= 0, --chunk > 0, --timeout > 0 and --duration >= 0 please")
 	case o.sport < 0 || o.sport > 65535:
 		return fmt.Errorf("--sport %d: want 0..65535", o.sport)
-	case *out != "text" && *out != "json":
-		return fmt.Errorf("-o %q: want text or json", *out)
+	case cf.out != "text" && cf.out != "json":
+		return fmt.Errorf("-o %q: want text or json", cf.out)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := runContext(o.duration)
 	defer stop()
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
 	ld := &load{o: o}
-	r := ld.run(ctx, func(r *lab.LoadReport) error { return emit(*out, r, func() { printLoad(os.Stdout, r) }) })
-	if err := emit(*out, r, func() { printLoad(os.Stdout, r) }); err != nil {
+	r := ld.run(ctx, func(r *lab.LoadReport) error { return emit(cf.out, r, func() { printLoad(os.Stdout, r) }) })
+	if err := emit(cf.out, r, func() { printLoad(os.Stdout, r) }); err != nil {
 		return err
 	}
 	if r.Kind != "" {
@@ -125,15 +109,7 @@ func (l *load) run(ctx context.Context, ready func(*lab.LoadReport) error) *lab.
 	l.report = lab.LoadReport{VIP: o.vip.String(), Port: o.port, RateLimit: o.rate, Started: time.Now()}
 	dctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	d := net.Dialer{}
-	if o.sport > 0 {
-		d.LocalAddr = &net.TCPAddr{Port: o.sport}
-	}
-	network := "tcp4"
-	if o.vip.Is6() {
-		network = "tcp6"
-	}
-	c, err := d.DialContext(dctx, network, netip.AddrPortFrom(o.vip, uint16(o.port)).String())
+	c, err := dialVIP(dctx, o.vip, o.port, o.sport)
 	if err != nil {
 		l.fail("dial", err)
 		_ = ready(l.snapshot(lab.PhaseReady, time.Time{}))
@@ -144,11 +120,7 @@ func (l *load) run(ctx context.Context, ready func(*lab.LoadReport) error) *lab.
 	l.report.SourcePort = c.LocalAddr().(*net.TCPAddr).Port
 	c.SetReadDeadline(time.Now().Add(o.timeout))
 	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
-	name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), lab.Greeting)
-	if err == nil && (!ok || name == "") {
-		err = fmt.Errorf("unexpected greeting %q", line)
-	}
+	name, err := readGreeting(br)
 	if err != nil {
 		l.fail("greeting", err)
 		_ = ready(l.snapshot(lab.PhaseReady, time.Time{}))
@@ -249,10 +221,7 @@ func (l *load) readEcho(c net.Conn, br *bufio.Reader) {
 type stream struct{ r *rand.ChaCha8 }
 
 func newStream(seed uint64) *stream {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	key[24] = 'l'
-	return &stream{rand.NewChaCha8(key)}
+	return &stream{newChaCha(seed, 0, 0, 'l')}
 }
 
 func (s *stream) Read(b []byte) { _, _ = s.r.Read(b) }

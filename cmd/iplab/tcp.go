@@ -5,17 +5,14 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
@@ -30,8 +27,7 @@ import (
 const maxListedFailures = 20
 
 type tcpOptions struct {
-	vip      netip.Addr
-	port     int
+	target
 	conns    int
 	parallel int
 	bytes    int
@@ -42,35 +38,29 @@ type tcpOptions struct {
 
 func tcpCmd(args []string) error {
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
-	vip := fs.String("vip", "", "address to connect to (required)")
+	var cf clientFlags
+	cf.register(fs, "connect to")
 	var o tcpOptions
-	fs.IntVar(&o.port, "port", 7000, "port to connect to")
 	fs.IntVar(&o.conns, "conns", 300, "connections to open")
 	fs.IntVar(&o.parallel, "parallel", 16, "connections open at once")
 	fs.IntVar(&o.bytes, "bytes", 4096, "pseudo-random bytes to send and verify per connection")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "limit for each connection, from dial to close")
 	fs.IntVar(&o.sport, "sport", 0, "bind connection i to source port sport+i (0: kernel's ephemeral ports, which are distinct too)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the payloads")
-	out := fs.String("o", "text", "output: text or json")
-	if err := parseFlags(fs, args); err != nil {
+	var err error
+	if o.target, err = cf.parse(fs, args); err != nil {
 		return err
 	}
-	var err error
-	if o.vip, err = netip.ParseAddr(*vip); err != nil {
-		return fmt.Errorf("--vip: %w", err)
-	}
 	switch {
-	case o.port < 1 || o.port > 65535:
-		return fmt.Errorf("--port %d: want 1..65535", o.port)
 	case o.conns < 1, o.parallel < 1, o.bytes < 0, o.timeout <= 0:
 		return errors.New("--conns and --parallel must be positive, --bytes >= 0, --timeout > 0")
 	case o.sport < 0 || o.sport > 0 && o.sport+o.conns-1 > 65535:
 		return fmt.Errorf("--sport %d: ports sport..sport+conns-1 must fit in 1..65535", o.sport)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := runContext(0)
 	defer stop()
 	r := runTCP(ctx, o)
-	if err := printReport(*out, r, func() { printTCP(os.Stdout, r, true) }); err != nil {
+	if err := printReport(cf.out, r, func() { printTCP(os.Stdout, r, true) }); err != nil {
 		return err
 	}
 	if r.Failed > 0 || r.DuplicateSourcePorts > 0 {
@@ -162,15 +152,7 @@ func oneTCP(ctx context.Context, o tcpOptions, i int) (res connResult) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	network := "tcp4"
-	d := net.Dialer{}
-	if o.vip.Is6() {
-		network = "tcp6"
-	}
-	if o.sport > 0 {
-		d.LocalAddr = &net.TCPAddr{Port: o.sport + i}
-	}
-	c, err := d.DialContext(ctx, network, netip.AddrPortFrom(o.vip, uint16(o.port)).String())
+	c, err := dialVIP(ctx, o.vip, o.port, sourcePort(o.sport, i))
 	if err != nil {
 		return fail("dial", err)
 	}
@@ -182,13 +164,9 @@ func oneTCP(ctx context.Context, o tcpOptions, i int) (res connResult) {
 	defer stopOnCancel()
 
 	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
+	name, err := readGreeting(br)
 	if err != nil {
 		return fail("greeting", err)
-	}
-	name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), lab.Greeting)
-	if !ok || name == "" {
-		return fail("greeting", fmt.Errorf("unexpected greeting %q", line))
 	}
 	res.server = name
 
@@ -221,11 +199,8 @@ func oneTCP(ctx context.Context, o tcpOptions, i int) (res connResult) {
 
 // payloadFor returns connection i's pseudo-random payload.
 func payloadFor(seed uint64, i, n int) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	binary.LittleEndian.PutUint64(key[8:], uint64(i))
 	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
+	_, _ = newChaCha(seed, uint64(i), 0, 0).Read(b)
 	return b
 }
 

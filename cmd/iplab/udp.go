@@ -12,10 +12,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ipfront/ipfront/internal/lab"
@@ -24,8 +22,7 @@ import (
 const maxListedErrors = 20
 
 type udpOptions struct {
-	vip      netip.Addr
-	port     int
+	target
 	flows    int
 	packets  int
 	parallel int
@@ -37,9 +34,9 @@ type udpOptions struct {
 
 func udpCmd(args []string) error {
 	fs := flag.NewFlagSet("udp", flag.ContinueOnError)
-	vip := fs.String("vip", "", "address to send to (required)")
+	var cf clientFlags
+	cf.register(fs, "send to")
 	var o udpOptions
-	fs.IntVar(&o.port, "port", 7000, "port to send to")
 	fs.IntVar(&o.flows, "flows", 50, "flows: one socket, so one source port, each")
 	fs.IntVar(&o.packets, "packets", 20, "datagrams per flow, each waiting for its reply")
 	fs.IntVar(&o.parallel, "parallel", 16, "flows running at once")
@@ -47,17 +44,11 @@ func udpCmd(args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", time.Second, "wait this long for each reply before counting it lost")
 	fs.IntVar(&o.sport, "sport", 0, "bind flow i to source port sport+i (0: kernel's choice)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the payloads")
-	out := fs.String("o", "text", "output: text or json")
-	if err := parseFlags(fs, args); err != nil {
+	var err error
+	if o.target, err = cf.parse(fs, args); err != nil {
 		return err
 	}
-	var err error
-	if o.vip, err = netip.ParseAddr(*vip); err != nil {
-		return fmt.Errorf("--vip: %w", err)
-	}
 	switch {
-	case o.port < 1 || o.port > 65535:
-		return fmt.Errorf("--port %d: want 1..65535", o.port)
 	case o.flows < 1, o.packets < 1, o.parallel < 1, o.timeout <= 0:
 		return errors.New("--flows, --packets and --parallel must be positive, --timeout > 0")
 	case o.size < 32 || o.size > 60000:
@@ -65,10 +56,10 @@ func udpCmd(args []string) error {
 	case o.sport < 0 || o.sport > 0 && o.sport+o.flows-1 > 65535:
 		return fmt.Errorf("--sport %d: ports sport..sport+flows-1 must fit in 1..65535", o.sport)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := runContext(0)
 	defer stop()
 	r := runUDP(ctx, o)
-	if err := printReport(*out, r, func() { printUDP(os.Stdout, r) }); err != nil {
+	if err := printReport(cf.out, r, func() { printUDP(os.Stdout, r) }); err != nil {
 		return err
 	}
 	if r.Failed() {
@@ -106,8 +97,8 @@ func runUDP(ctx context.Context, o udpOptions) *lab.UDPReport {
 	ports := map[int]bool{}
 	for i := range conns {
 		var laddr *net.UDPAddr
-		if o.sport > 0 {
-			laddr = &net.UDPAddr{Port: o.sport + i}
+		if sp := sourcePort(o.sport, i); sp > 0 {
+			laddr = &net.UDPAddr{Port: sp}
 		}
 		c, err := net.DialUDP(network, laddr, raddr)
 		if err != nil {

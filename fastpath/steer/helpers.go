@@ -8,24 +8,18 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/rlimit"
 )
 
 // NewPassProgram loads an XDP program that returns XDP_PASS. On veth, XDP_TX
 // or a redirect into a device only succeeds when the receiving peer has an
 // XDP program attached; this one is enough.
 func NewPassProgram() (*ebpf.Program, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("steer: remove memlock rlimit: %w", err)
+	if err := removeMemlock(); err != nil {
+		return nil, err
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "ipfront_pass",
-		Type:    ebpf.XDP,
-		License: "Dual BSD/GPL",
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, xdpPass),
-			asm.Return(),
-		},
+	prog, err := newXDP("ipfront_pass", asm.Instructions{
+		asm.Mov.Imm(asm.R0, xdpPass),
+		asm.Return(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("steer: load pass program: %w", err)
@@ -52,8 +46,8 @@ type CountDrop struct {
 
 // NewCountDrop loads a CountDrop program.
 func NewCountDrop() (*CountDrop, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("steer: remove memlock rlimit: %w", err)
+	if err := removeMemlock(); err != nil {
+		return nil, err
 	}
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name: "ipfront_cdrop", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1,
@@ -64,29 +58,24 @@ func NewCountDrop() (*CountDrop, error) {
 	// C: __u64 *c = lookup(&counters, &zero);
 	//    if (c) { c[0]++; c[1] += ctx->data_end - ctx->data; }
 	//    return XDP_DROP;
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "ipfront_cdrop",
-		Type:    ebpf.XDP,
-		License: "Dual BSD/GPL",
-		Instructions: asm.Instructions{
-			asm.LoadMem(asm.R2, asm.R1, xdpMDData, asm.Word),
-			asm.LoadMem(asm.R6, asm.R1, xdpMDDataEnd, asm.Word),
-			asm.Sub.Reg(asm.R6, asm.R2), // r6 = length (pointer difference, root only)
-			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -4),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "drop"),
-			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-			asm.Add.Imm(asm.R1, 1),
-			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-			asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
-			asm.Add.Reg(asm.R1, asm.R6),
-			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
-			asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
-			asm.Return(),
-		},
+	prog, err := newXDP("ipfront_cdrop", asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, xdpMDData, asm.Word),
+		asm.LoadMem(asm.R6, asm.R1, xdpMDDataEnd, asm.Word),
+		asm.Sub.Reg(asm.R6, asm.R2), // r6 = length (pointer difference, root only)
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "drop"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R6),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+		asm.Return(),
 	})
 	if err != nil {
 		m.Close()
@@ -146,8 +135,8 @@ func NewMACRewriteTX(dstMACs [][6]byte, srcMAC [6]byte) (*MACRewriteTX, error) {
 	if n == 0 || n > 1<<16 {
 		return nil, fmt.Errorf("steer: MACRewriteTX needs 1..65536 destination MACs, got %d", n)
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("steer: remove memlock rlimit: %w", err)
+	if err := removeMemlock(); err != nil {
+		return nil, err
 	}
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name: "ipfront_macs", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: uint32(n),
@@ -169,42 +158,37 @@ func NewMACRewriteTX(dstMACs [][6]byte, srcMAC [6]byte) (*MACRewriteTX, error) {
 	//    struct macs *v = lookup(&macs, &i); if (!v) return XDP_PASS;
 	//    memcpy(eth->h_dest, v->dst, 6); memcpy(eth->h_source, v->src, 6);
 	//    return XDP_TX;
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "ipfront_macrw",
-		Type:    ebpf.XDP,
-		License: "Dual BSD/GPL",
-		Instructions: asm.Instructions{
-			asm.LoadMem(asm.R7, asm.R1, xdpMDData, asm.Word),
-			asm.LoadMem(asm.R3, asm.R1, xdpMDDataEnd, asm.Word),
-			asm.Mov.Reg(asm.R4, asm.R7),
-			asm.Add.Imm(asm.R4, ethHdrLen+ipv4HdrLen),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-			asm.LoadMem(asm.R5, asm.R7, 12, asm.Half),
-			asm.JNE.Imm(asm.R5, leEthIPv4, "pass"),
-			asm.LoadMem(asm.R5, asm.R7, ethHdrLen+12, asm.Word), // saddr
-			asm.Mov.Reg(asm.R4, asm.R5),
-			asm.RSh.Imm(asm.R4, 16),
-			asm.Xor.Reg(asm.R5, asm.R4),
-			asm.Mod.Imm(asm.R5, int32(n)),
-			asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -4),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "pass"),
-			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-			asm.StoreMem(asm.R7, 0, asm.R1, asm.Word),
-			asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
-			asm.StoreMem(asm.R7, 4, asm.R1, asm.Half),
-			asm.LoadMem(asm.R1, asm.R0, 8, asm.Word),
-			asm.StoreMem(asm.R7, 6, asm.R1, asm.Word),
-			asm.LoadMem(asm.R1, asm.R0, 12, asm.Half),
-			asm.StoreMem(asm.R7, 10, asm.R1, asm.Half),
-			asm.Mov.Imm(asm.R0, xdpTX),
-			asm.Return(),
-			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
-			asm.Return(),
-		},
+	prog, err := newXDP("ipfront_macrw", asm.Instructions{
+		asm.LoadMem(asm.R7, asm.R1, xdpMDData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, xdpMDDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R7),
+		asm.Add.Imm(asm.R4, ethHdrLen+ipv4HdrLen),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R7, 12, asm.Half),
+		asm.JNE.Imm(asm.R5, leEthIPv4, "pass"),
+		asm.LoadMem(asm.R5, asm.R7, ethHdrLen+12, asm.Word), // saddr
+		asm.Mov.Reg(asm.R4, asm.R5),
+		asm.RSh.Imm(asm.R4, 16),
+		asm.Xor.Reg(asm.R5, asm.R4),
+		asm.Mod.Imm(asm.R5, int32(n)),
+		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.StoreMem(asm.R7, 0, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Half),
+		asm.StoreMem(asm.R7, 4, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word),
+		asm.StoreMem(asm.R7, 6, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 12, asm.Half),
+		asm.StoreMem(asm.R7, 10, asm.R1, asm.Half),
+		asm.Mov.Imm(asm.R0, xdpTX),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
 	})
 	if err != nil {
 		m.Close()

@@ -160,8 +160,8 @@ func Load(maxQueues int) (*Program, error) {
 	if maxQueues < 1 {
 		return nil, fmt.Errorf("steer: maxQueues %d < 1", maxQueues)
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("steer: remove memlock rlimit: %w", err)
+	if err := removeMemlock(); err != nil {
+		return nil, err
 	}
 	p := &Program{maxQueues: maxQueues}
 	var err error
@@ -182,16 +182,30 @@ func Load(maxQueues int) (*Program, error) {
 		p.Close()
 		return nil, fmt.Errorf("steer: create counter map: %w", err)
 	}
-	if p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "ipfront_steer",
-		Type:         ebpf.XDP,
-		License:      "Dual BSD/GPL",
-		Instructions: steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD()),
-	}); err != nil {
+	if p.prog, err = newXDP("ipfront_steer", steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD())); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("steer: load program: %w", err)
 	}
 	return p, nil
+}
+
+// removeMemlock lifts RLIMIT_MEMLOCK for kernels that still charge BPF
+// memory to it.
+func removeMemlock() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("steer: remove memlock rlimit: %w", err)
+	}
+	return nil
+}
+
+// newXDP loads the XDP program insns under name.
+func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         name,
+		Type:         ebpf.XDP,
+		License:      "Dual BSD/GPL",
+		Instructions: insns,
+	})
 }
 
 // steerInstructions is the steering program. In C:
@@ -322,11 +336,7 @@ func countAndReturn(countersFD int) asm.Instructions {
 // is detached when the returned Attachment is closed or the process dies.
 // The interface is looked up in the calling thread's network namespace.
 func (p *Program) Attach(ifindex int, mode XDPMode) (*Attachment, error) {
-	a, err := attach(p.prog, ifindex, mode)
-	if err != nil {
-		return nil, fmt.Errorf("steer: %w", err)
-	}
-	return a, nil
+	return AttachProgram(p.prog, ifindex, mode)
 }
 
 // RegisterSocket makes queueID's frames for VIPs go to the AF_XDP socket fd.

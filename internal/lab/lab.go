@@ -44,6 +44,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/ipfront/ipfront/internal/nsutil"
 )
 
 // Interface and bridge names. Every host's interface is called veth-<role>.
@@ -229,12 +231,7 @@ func (l *Lab) build() error {
 		return err
 	}
 	for _, s := range l.servers {
-		if err := Sysctl(s.NS, append(noDAD,
-			[2]string{"net.ipv4.conf.all.arp_ignore", "1"},
-			[2]string{"net.ipv4.conf.all.arp_announce", "2"},
-			[2]string{"net.ipv4.conf.default.arp_ignore", "1"},
-			[2]string{"net.ipv4.conf.default.arp_announce", "2"},
-		)); err != nil {
+		if err := Sysctl(s.NS, append(noDAD, DSRServerSysctls()...)); err != nil {
 			return err
 		}
 	}
@@ -295,6 +292,19 @@ func (l *Lab) build() error {
 	return nil
 }
 
+// DSRServerSysctls are the settings of a direct-server-return server that
+// holds the VIPs on lo: it neither answers ARP for them (arp_ignore=1) nor
+// uses them as the source of its own ARP requests (arp_announce=2), so the
+// load balancer keeps the VIPs' traffic.
+func DSRServerSysctls() [][2]string {
+	return [][2]string{
+		{"net.ipv4.conf.all.arp_ignore", "1"},
+		{"net.ipv4.conf.all.arp_announce", "2"},
+		{"net.ipv4.conf.default.arp_ignore", "1"},
+		{"net.ipv4.conf.default.arp_announce", "2"},
+	}
+}
+
 func nsNames(hosts []Host) []string {
 	var names []string
 	for _, h := range hosts {
@@ -306,7 +316,7 @@ func nsNames(hosts []Host) []string {
 // addNS creates a namespace and records it for Close; it fails with ErrExists
 // rather than adopt a namespace it did not create.
 func (l *Lab) addNS(name string) error {
-	if _, err := os.Stat(netnsDir + "/" + name); err == nil {
+	if _, err := os.Stat(nsutil.Dir + "/" + name); err == nil {
 		return fmt.Errorf("%s: %w", name, ErrExists)
 	}
 	l.mu.Lock()
@@ -435,7 +445,7 @@ func (l *Lab) Close() error {
 		}
 		var errs []error
 		for _, ns := range created {
-			if err := removeNS(ns); err != nil {
+			if err := nsutil.Remove(ns); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -463,24 +473,6 @@ func CloseAll() error {
 	return errors.Join(errs...)
 }
 
-const netnsDir = "/run/netns"
-
-// removeNS kills whatever runs in namespace name (not this process), then
-// deletes it.
-func removeNS(name string) error {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del %s: %v: %s", name, err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
 var uniqueSeq atomic.Uint64
 
 // UniquePrefix returns base followed by this process's id and a sequence
@@ -499,7 +491,7 @@ var (
 // RemoveStale deletes the namespaces of labs whose prefix came from
 // UniquePrefix in a process that no longer runs.
 func RemoveStale() {
-	entries, err := os.ReadDir(netnsDir)
+	entries, err := os.ReadDir(nsutil.Dir)
 	if err != nil {
 		return
 	}
@@ -512,10 +504,10 @@ func RemoveStale() {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		if !nsutil.Dead(pid) {
 			continue // still running
 		}
-		_ = removeNS(e.Name())
+		_ = nsutil.Remove(e.Name())
 	}
 }
 
@@ -527,7 +519,7 @@ func Remove(prefix string) (bool, error) {
 		return false, fmt.Errorf("lab prefix %q: want 1-64 characters from A-Z a-z 0-9 _ . -", prefix)
 	}
 	re := regexp.MustCompile(fmt.Sprintf(labRE, regexp.QuoteMeta(prefix)))
-	entries, err := os.ReadDir(netnsDir)
+	entries, err := os.ReadDir(nsutil.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -539,7 +531,7 @@ func Remove(prefix string) (bool, error) {
 	for _, e := range entries {
 		if re.MatchString(e.Name()) {
 			found = true
-			errs = append(errs, removeNS(e.Name()))
+			errs = append(errs, nsutil.Remove(e.Name()))
 		}
 	}
 	return found, errors.Join(errs...)

@@ -17,11 +17,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/internal/netnstest"
+	"github.com/ipfront/ipfront/internal/nsutil"
 )
 
 // newLab builds a lab for t and closes it at cleanup.
@@ -41,7 +41,7 @@ func newLab(t *testing.T, servers int, opts ...Option) *Lab {
 }
 
 func exists(ns string) bool {
-	_, err := os.Stat(netnsDir + "/" + ns)
+	_, err := os.Stat(nsutil.Dir + "/" + ns)
 	return err == nil
 }
 
@@ -606,14 +606,11 @@ func offloads(t *testing.T, ns, ifname string) map[string]bool {
 		}
 		defer unix.Close(fd)
 		for name, cmd := range get {
-			v := ethtoolValue{cmd: cmd}
-			var ifr ifreqData
-			copy(ifr.name[:], ifname)
-			ifr.data = unsafe.Pointer(&v)
-			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
-				return fmt.Errorf("get %s: %w", name, e)
+			v, err := nsutil.Ethtool(fd, ifname, cmd, 0)
+			if err != nil {
+				return fmt.Errorf("get %s: %w", name, err)
 			}
-			state[name] = v.data != 0
+			state[name] = v != 0
 		}
 		return nil
 	})

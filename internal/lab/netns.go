@@ -4,16 +4,14 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ipfront/ipfront/internal/nsutil"
 )
 
 // Do runs fn on an OS thread switched into namespace ns, so the sockets it
@@ -21,42 +19,7 @@ import (
 // in ns and may be used from any goroutine afterwards. fn runs on a fresh
 // goroutine locked to its thread; goroutines it starts are not in ns. If the
 // thread cannot be switched back it is thrown away, never reused.
-//
-// internal/netnstest has the same helper for tests; this one serves code
-// that is not a test (iplab) and so cannot take a testing.TB.
-func Do(ns string, fn func() error) error {
-	f, err := os.Open(netnsDir + "/" + ns)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer f.Close()
-
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread exits with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func Do(ns string, fn func() error) error { return nsutil.Do(ns, fn) }
 
 // Sysctl sets kernel parameters in namespace ns, given as {"net.ipv4.ip_forward",
 // "0"} pairs, in order. Names use dots as separators (interface names

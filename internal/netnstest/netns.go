@@ -19,26 +19,20 @@
 package netnstest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/ipfront/ipfront/internal/nsutil"
 )
 
 // namePrefix marks every namespace this package creates, so stale ones from a
 // killed run can be recognised without touching anybody else's.
 const namePrefix = "nt"
-
-// netnsDir is where ip(8) bind-mounts named namespaces.
-const netnsDir = "/run/netns"
 
 var seq atomic.Uint64
 
@@ -107,39 +101,7 @@ func (n *NS) Exec(args ...string) (string, error) {
 // goroutines that expect to be in the namespace (they are not) and must not
 // call runtime.UnlockOSThread. If the thread cannot be switched back, it is
 // thrown away instead of being returned to the scheduler.
-func (n *NS) Do(fn func() error) error {
-	f, err := os.Open(netnsDir + "/" + n.Name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", n.Name, err)
-	}
-	defer f.Close()
-
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread exits with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func (n *NS) Do(fn func() error) error { return nsutil.Do(n.Name, fn) }
 
 // Veth creates a veth pair aName (in a) <-> bName (in b) and brings both ends
 // up. Both ends get one RX and one TX queue (the veth default).
@@ -161,27 +123,13 @@ func VethQueues(tb testing.TB, a *NS, aName string, b *NS, bName string, queues 
 
 // remove kills whatever still runs in the namespace, then deletes it.
 func (n *NS) remove() error {
-	return removeNS(n.Name)
-}
-
-func removeNS(name string) error {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del: %v: %s", err, out)
-	}
-	return nil
+	return nsutil.Remove(n.Name)
 }
 
 // removeStale deletes namespaces made by this package in processes that no
 // longer exist (a test binary killed before its cleanups ran).
 func removeStale() {
-	entries, err := os.ReadDir(netnsDir)
+	entries, err := os.ReadDir(nsutil.Dir)
 	if err != nil {
 		return
 	}
@@ -194,9 +142,9 @@ func removeStale() {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		if !nsutil.Dead(pid) {
 			continue // still alive
 		}
-		_ = removeNS(e.Name())
+		_ = nsutil.Remove(e.Name())
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfront/ipfront/internal/nsutil"
 )
 
 func TestNamespacesAndVeth(t *testing.T) {
@@ -79,7 +80,7 @@ func TestCleanupRemovesNamespace(t *testing.T) {
 	t.Run("inner", func(t *testing.T) {
 		name = New(t, "c").Name
 	})
-	if _, err := os.Stat(netnsDir + "/" + name); !os.IsNotExist(err) {
+	if _, err := os.Stat(nsutil.Dir + "/" + name); !os.IsNotExist(err) {
 		t.Fatalf("namespace %s still exists after cleanup (stat: %v)", name, err)
 	}
 	if !strings.HasPrefix(name, namePrefix+"-c-") {
@@ -123,15 +124,8 @@ func TestDisableOffloads(t *testing.T) {
 				return err
 			}
 			defer unix.Close(fd)
-			val := ethtoolValue{cmd: unix.ETHTOOL_GTXCSUM}
-			var ifr ifreqPtr
-			copy(ifr.name[:], "va")
-			ifr.data = unsafe.Pointer(&val)
-			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
-				return e
-			}
-			v = val.data
-			return nil
+			v, err = nsutil.Ethtool(fd, "va", unix.ETHTOOL_GTXCSUM, 0)
+			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
