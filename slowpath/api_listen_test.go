@@ -23,7 +23,7 @@ func TestListenUnixSocket(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
 
-	b := apitest.NewBackend(apitest.Spec(t, scenarioConfig))
+	b := apitest.NewBackend(apitest.Spec(t, apitest.ScenarioTOML))
 	api, err := slowpath.Listen(b, config.API{Listen: "unix:" + path})
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
@@ -61,7 +61,7 @@ func TestListenRefusesToReplaceAFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := apitest.NewBackend(apitest.Spec(t, scenarioConfig))
+	b := apitest.NewBackend(apitest.Spec(t, apitest.ScenarioTOML))
 	if _, err := slowpath.Listen(b, config.API{Listen: "unix:" + path}); err == nil {
 		t.Fatal("Listen replaced a regular file")
 	}
@@ -71,7 +71,7 @@ func TestListenRefusesToReplaceAFile(t *testing.T) {
 }
 
 func TestListenTCPServes(t *testing.T) {
-	b := apitest.NewBackend(apitest.Spec(t, scenarioConfig))
+	b := apitest.NewBackend(apitest.Spec(t, apitest.ScenarioTOML))
 	api, err := slowpath.Listen(b, config.API{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

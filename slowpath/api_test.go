@@ -21,34 +21,6 @@ import (
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-const scenarioConfig = `
-[dataplane]
-interfaces = ["eth1"]
-
-[[target_set]]
-name = "web"
-address = "192.0.2.10"
-protocols = ["tcp"]
-ports = ["80", "443"]
-delete_age = "30s"
-  [[target_set.server]]
-  name = "web-a"
-  address = "198.51.100.11"
-  weight = 1
-  [[target_set.server]]
-  name = "web-b"
-  address = "198.51.100.12"
-  weight = 3
-
-[[target_set]]
-name = "dns"
-address = "2001:db8::53"
-protocols = ["udp"]
-ports = ["53"]
-  [[target_set.server]]
-  address = "2001:db8::1"
-`
-
 var (
 	webA     = netip.MustParseAddr("198.51.100.11")
 	webB     = netip.MustParseAddr("198.51.100.12")
@@ -77,7 +49,7 @@ type scenario struct {
 
 func newScenario(t *testing.T, cfg config.API) *scenario {
 	t.Helper()
-	spec := apitest.Spec(t, scenarioConfig)
+	spec := apitest.Spec(t, apitest.ScenarioTOML)
 	s := &scenario{b: apitest.NewBackend(spec), p: apitest.NewPlane(t, spec, 64, 2, -1)}
 	seen := assoc.Now() - 5
 	for port := uint16(1000); port < 1010; port++ {
@@ -199,7 +171,7 @@ func TestStatus(t *testing.T) {
 }
 
 func TestStatusWithoutDataplane(t *testing.T) {
-	b := apitest.NewBackend(apitest.Spec(t, scenarioConfig))
+	b := apitest.NewBackend(apitest.Spec(t, apitest.ScenarioTOML))
 	srv := httptest.NewServer(slowpath.New(b, config.API{Listen: "127.0.0.1:9180"}, slowpath.Options{}).Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/v1/status")

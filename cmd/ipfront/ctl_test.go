@@ -21,33 +21,6 @@ import (
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-const ctlConfig = `
-[dataplane]
-interfaces = ["eth1"]
-
-[[target_set]]
-name = "web"
-address = "192.0.2.10"
-ports = ["80", "443"]
-delete_age = "30s"
-  [[target_set.server]]
-  name = "web-a"
-  address = "198.51.100.11"
-  weight = 1
-  [[target_set.server]]
-  name = "web-b"
-  address = "198.51.100.12"
-  weight = 3
-
-[[target_set]]
-name = "dns"
-address = "2001:db8::53"
-protocols = ["udp"]
-ports = ["53"]
-  [[target_set.server]]
-  address = "2001:db8::1"
-`
-
 var (
 	webA = netip.MustParseAddr("198.51.100.11")
 	webB = netip.MustParseAddr("198.51.100.12")
@@ -66,7 +39,7 @@ type daemon struct {
 
 func newDaemon(t *testing.T, cfg config.API) *daemon {
 	t.Helper()
-	spec := apitest.Spec(t, ctlConfig)
+	spec := apitest.Spec(t, apitest.ScenarioTOML)
 	d := &daemon{b: apitest.NewBackend(spec), p: apitest.NewPlane(t, spec, 1024, 0, 1)}
 	now := assoc.Now()
 	client := netip.MustParseAddr("203.0.113.7")

@@ -296,3 +296,34 @@ func (w *Worker) snapshot(out *fastpath.Counters) {
 	*out = w.c
 	w.mu.Unlock()
 }
+
+// ScenarioTOML is the configuration the API and ctl tests serve: set "web"
+// (IPv4, TCP 80 and 443, servers web-a and web-b weighted 1:3) and set "dns"
+// (IPv6, UDP 53, one unnamed server).
+const ScenarioTOML = `
+[dataplane]
+interfaces = ["eth1"]
+
+[[target_set]]
+name = "web"
+address = "192.0.2.10"
+protocols = ["tcp"]
+ports = ["80", "443"]
+delete_age = "30s"
+  [[target_set.server]]
+  name = "web-a"
+  address = "198.51.100.11"
+  weight = 1
+  [[target_set.server]]
+  name = "web-b"
+  address = "198.51.100.12"
+  weight = 3
+
+[[target_set]]
+name = "dns"
+address = "2001:db8::53"
+protocols = ["udp"]
+ports = ["53"]
+  [[target_set.server]]
+  address = "2001:db8::1"
+`
