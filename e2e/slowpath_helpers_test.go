@@ -12,9 +12,7 @@ package e2e
 // Every wait is bounded by the test's deadline (spEnv.ctx).
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -142,19 +140,7 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 		t.Fatalf("ipfront not ready: %v", err)
 	}
 	e.waitResolved()
-	// Registered last, so it runs first: the counters while ipfront runs.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		body, err := lab.GetJSON(ctx, l.LB().NS, apiURL+"/v1/counters")
-		if err != nil {
-			t.Logf("GET /v1/counters: %v", err)
-			return
-		}
-		var compact bytes.Buffer
-		_ = json.Compact(&compact, body)
-		t.Logf("ipfront counters: %s", compact.Bytes())
-	})
+	logCountersAtCleanup(t, l.LB().NS, apiURL, false) // some tests stop ipfront themselves
 	return e
 }
 
