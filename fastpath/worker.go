@@ -14,12 +14,16 @@ import (
 // Loop tuning that is not worth a configuration key.
 const (
 	// Association slots examined per loop iteration: a few after a batch,
-	// so sweeping costs well under a nanosecond per packet under load, many
-	// when idle. Staleness is also checked on every lookup, so the sweep
-	// only has to keep capacity and counters current, not be prompt.
-	sweepBudget     = 16
-	sweepIdleBudget = 256
-	idleWaitMs      = 100 // poll(2) timeout of an idle worker with busy_poll = false
+	// so sweeping costs well under a nanosecond per packet under load, and
+	// more once the worker is really idle (two empty polls in a row: a
+	// single empty poll between batches is not idleness). A sleeping worker
+	// wakes every idleWaitMs and sweeps more, since nobody waits on it.
+	// Staleness is also checked on every lookup, so the sweep only has to
+	// keep capacity and counters current, not be prompt.
+	sweepBudget      = 16
+	sweepIdleBudget  = 256
+	sweepSleepBudget = 4096
+	idleWaitMs       = 100 // poll(2) timeout of an idle worker with busy_poll = false
 )
 
 // Worker busy-polls one AF_XDP socket (one NIC queue) on one pinned OS
@@ -78,6 +82,7 @@ func (w *Worker) start() error {
 
 func (w *Worker) loop() {
 	var lastKernelPoll uint32
+	idle := 0 // empty polls in a row
 	for !w.stop.Load() {
 		if t := w.tables.Load(); t != w.engine.tables {
 			w.engine.SetTables(t)
@@ -92,17 +97,30 @@ func (w *Worker) loop() {
 		n := w.sock.Receive(w.descs)
 		if n == 0 {
 			w.sock.Recycle()
-			w.engine.Sweep(sweepIdleBudget, now)
+			if idle++; idle > 1 {
+				w.engine.Sweep(w.idleSweep(), now)
+			}
 			w.engine.Publish()
 			if !w.busyPoll {
 				_ = w.sock.Wait(idleWaitMs)
 			}
 			continue
 		}
+		idle = 0
 		w.forward(n, now)
 		w.engine.Sweep(sweepBudget, now)
 		w.engine.Publish()
 	}
+}
+
+// idleSweep is the sweep budget of an idle iteration: small when spinning,
+// so a packet arriving mid-sweep waits little; large when the worker is about
+// to sleep anyway.
+func (w *Worker) idleSweep() int {
+	if w.busyPoll {
+		return sweepIdleBudget
+	}
+	return sweepSleepBudget
 }
 
 // forward runs one received batch through the engine and hands the frames to

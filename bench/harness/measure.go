@@ -221,7 +221,9 @@ type pktResult struct {
 	Deliv    uint64
 	Elapsed  float64 // generator's elapsed time, seconds
 	Use      usage
-	Skipped  string // why the peer was not measured ("not installed")
+	Skipped  string    // why the peer was not measured ("not installed")
+	Rounds   int       // rounds this run is the median of (0 or 1: a single run)
+	RoundPPS []float64 // delivered pps of every round, in order, when Rounds > 1
 	Err      error
 	Extra    map[string]float64
 	Note     string

@@ -137,6 +137,15 @@ func pktTable(w *strings.Builder, rs []pktResult, ceiling, ipf *pktResult) {
 			fmt.Fprintf(w, "\n- %s: %s", rs[i].Peer, oneLine(rs[i].Note))
 		}
 	}
+	for i := range rs {
+		if len(rs[i].RoundPPS) > 1 {
+			var each []string
+			for _, pps := range rs[i].RoundPPS {
+				each = append(each, kpps(pps))
+			}
+			fmt.Fprintf(w, "\n- %s: delivered kpps per round %s", rs[i].Peer, strings.Join(each, ", "))
+		}
+	}
 	fmt.Fprintln(w)
 }
 
@@ -306,7 +315,8 @@ func writeReport(path string, r *results) error {
 	fmt.Fprintf(&w, "## Forwarding: every peer on the same topology and generator\n\n")
 	fmt.Fprintf(&w, "Established-flow traffic: 64-byte TCP ACK frames of %s distinct flows (client address x port) to one VIP, %s\n",
 		flowsOf(r.packets), durOf(r.packets))
-	fmt.Fprintf(&w, "measured after the stateful peers (ipfront, nftables DNAT) have seen every flow (warm-up passes). \"x ipfront\" is\n")
+	fmt.Fprintf(&w, "measured after the stateful peers (ipfront, nftables DNAT) have seen every flow (warm-up passes).%s \"x ipfront\" is\n",
+		roundsNote(r.packets))
 	fmt.Fprintf(&w, "relative to ipfront with busy_poll=true. Columns are explained under \"Method\"; **DUT CPU s/Mpkt** is the one that decides.\n\n")
 	pktTable(&w, r.packets, ceil, find(r.packets, "ipfront-busy"))
 
@@ -429,6 +439,17 @@ func dirOf(p string) string {
 		return p[:i]
 	}
 	return "."
+}
+
+// roundsNote says how many interleaved rounds each forwarding row is the
+// median of, when more than one.
+func roundsNote(rs []pktResult) string {
+	for _, r := range rs {
+		if r.Rounds > 1 {
+			return fmt.Sprintf(" Every peer ran %d times, in turn with the others; each row is its median round by delivered pps.", r.Rounds)
+		}
+	}
+	return ""
 }
 
 func flowsOf(rs []pktResult) string {
