@@ -227,6 +227,7 @@ func (e *env) pingPong(ctx context.Context, path string, n int) latency {
 	buf := make([]byte, 256)
 	var rtts []time.Duration
 	warm := min(100, n/10)
+	silent := 0 // datagrams in a row without a reply: a broken path fails fast, not after n timeouts
 	for i := 0; i < n+warm; i++ {
 		if ctx.Err() != nil {
 			l.Err = ctx.Err()
@@ -254,8 +255,13 @@ func (e *env) pingPong(ctx context.Context, path string, n int) latency {
 			if i >= warm {
 				l.Lost++
 			}
+			if silent++; silent == 20 {
+				l.Err = fmt.Errorf("no reply to 20 datagrams in a row (after %d sent)", i+1)
+				return l
+			}
 			continue
 		}
+		silent = 0
 		if i >= warm {
 			rtts = append(rtts, time.Since(t0))
 		}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -261,9 +262,14 @@ func (t *topo) setQueues(gen, dut int) error {
 	todo := []link{{t.client.ns, t.client.ifname, gen}, {t.sw, t.client.port, gen}, {t.lb.ns, t.lb.ifname, dut}, {t.sw, t.lb.port, dut}}
 	// With an XDP program on p-lb the kernel refuses a channel count that
 	// leaves the peer's TX queues without an RX queue: whichever order is
-	// wrong now works after the other end changed, so retry once.
+	// wrong now works after the other end changed, so retry. A DUT that just
+	// exited may still hold its XDP link on veth-lb for a moment (the kernel
+	// releases it asynchronously), so later attempts wait a little first.
 	var err error
-	for range 2 {
+	for attempt := range 10 {
+		if attempt > 1 {
+			time.Sleep(100 * time.Millisecond)
+		}
 		var failed []link
 		err = nil
 		for _, x := range todo {
