@@ -25,7 +25,7 @@ $GO build -o bin/iplab ./cmd/iplab
 $GO build -o bin/xskfwd ./bench/xskfwd
 $GO build -o bin/harness ./bench/harness
 if [ "$mode" != profile ]; then
-	for pkg in fastpath fastpath/packet fastpath/maglev; do
+	for pkg in fastpath fastpath/packet fastpath/maglev fastpath/xsk; do
 		$GO test -c -o "bin/bench/${pkg//\//_}.test" "./$pkg"
 	done
 fi

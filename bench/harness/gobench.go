@@ -31,6 +31,9 @@ var goBenches = []goBenchSpec{
 	{"fastpath", "^BenchmarkProcess$"},
 	{"fastpath/packet", "^BenchmarkParse$"},
 	{"fastpath/maglev", "^Benchmark(Lookup|HashLookup)$"},
+	// The AF_XDP adapter's receive path against asavie/xdp's on the same
+	// veth: why the adapter owns its rings (see the report's note).
+	{"fastpath/xsk", "^BenchmarkReceiveDrain$"},
 }
 
 // testBinary returns the compiled test binary of pkg under dir
