@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipfront/ipfront/fastpath/steer"
 	"github.com/ipfront/ipfront/fastpath/xsk"
+	"github.com/ipfront/ipfront/internal/netnstest"
 )
 
 // conformanceFrames are frames to the VIP with seeded random payloads of
@@ -40,14 +41,16 @@ func (l *lab) conformanceFrames(n int, toVIP bool) [][]byte {
 	return frames
 }
 
-func openAsavie(t testing.TB, l *lab, ifindex int) *asavie.Socket {
+// openAsavie opens an asavie/xdp socket on queue 0 of ifindex inside ns,
+// with frames UMEM frames and rings of ring entries; the test closes it.
+func openAsavie(t testing.TB, ns *netnstest.NS, ifindex, frames, ring int) *asavie.Socket {
 	t.Helper()
 	var s *asavie.Socket
-	if err := l.peer.Do(func() error {
+	if err := ns.Do(func() error {
 		var err error
 		s, err = asavie.NewSocket(ifindex, 0, &asavie.SocketOptions{
-			NumFrames: 256, FrameSize: 2048,
-			FillRingNumDescs: 128, CompletionRingNumDescs: 128, RxRingNumDescs: 128, TxRingNumDescs: 128,
+			NumFrames: frames, FrameSize: 2048,
+			FillRingNumDescs: ring, CompletionRingNumDescs: ring, RxRingNumDescs: ring, TxRingNumDescs: ring,
 		})
 		return err
 	}); err != nil {
@@ -57,6 +60,18 @@ func openAsavie(t testing.TB, l *lab, ifindex int) *asavie.Socket {
 	return s
 }
 
+// asavieOnVIP opens the benchmarks' asavie/xdp receiver: on the load
+// balancer's end, steered to by the lab's program, fill ring full.
+func asavieOnVIP(b *testing.B, l *lab) *asavie.Socket {
+	b.Helper()
+	ref := openAsavie(b, l.lb, l.x0.Index, 4096, 2048)
+	if err := l.prog.RegisterSocket(0, ref.FD()); err != nil {
+		b.Fatal(err)
+	}
+	ref.Fill(ref.GetDescs(ref.NumFreeFillSlots()))
+	return ref
+}
+
 func TestAsavieConformance(t *testing.T) {
 	const n = 200
 
@@ -64,7 +79,7 @@ func TestAsavieConformance(t *testing.T) {
 	t.Run("asavie-tx-ours-rx", func(t *testing.T) {
 		l := newLab(t)
 		ours := l.openLB(t, xsk.Config{NumFrames: 512, RingSize: 128, NeedWakeup: true})
-		ref := openAsavie(t, l, l.p0.Index)
+		ref := openAsavie(t, l.peer, l.p0.Index, 256, 128)
 		want := l.conformanceFrames(n, true)
 
 		var got [][]byte
@@ -97,7 +112,7 @@ func TestAsavieConformance(t *testing.T) {
 	t.Run("ours-tx-asavie-rx", func(t *testing.T) {
 		l := newLab(t)
 		ours := l.openLB(t, xsk.Config{NumFrames: 512, RingSize: 128})
-		ref := openAsavie(t, l, l.p0.Index)
+		ref := openAsavie(t, l.peer, l.p0.Index, 256, 128)
 		prog, err := asavie.NewProgram(1)
 		if err != nil {
 			t.Fatal(err)
@@ -249,22 +264,7 @@ func BenchmarkReceiveDrain(b *testing.B) {
 	})
 	b.Run("asavie", func(b *testing.B) {
 		l := newLab(b)
-		var ref *asavie.Socket
-		if err := l.lb.Do(func() error {
-			var err error
-			ref, err = asavie.NewSocket(l.x0.Index, 0, &asavie.SocketOptions{
-				NumFrames: 4096, FrameSize: 2048,
-				FillRingNumDescs: 2048, CompletionRingNumDescs: 2048, RxRingNumDescs: 2048, TxRingNumDescs: 2048,
-			})
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		defer ref.Close()
-		if err := l.prog.RegisterSocket(0, ref.FD()); err != nil {
-			b.Fatal(err)
-		}
-		ref.Fill(ref.GetDescs(ref.NumFreeFillSlots()))
+		ref := asavieOnVIP(b, l)
 		gen := open(b, l.peer, xsk.Config{Ifindex: l.p0.Index, NumFrames: 4096, RingSize: 2048})
 		frame := l.toVIP(make([]byte, 18))
 		b.ReportAllocs()
@@ -314,22 +314,7 @@ func BenchmarkReceiveLive(b *testing.B) {
 	})
 	b.Run("asavie", func(b *testing.B) {
 		l := newLab(b)
-		var ref *asavie.Socket
-		if err := l.lb.Do(func() error {
-			var err error
-			ref, err = asavie.NewSocket(l.x0.Index, 0, &asavie.SocketOptions{
-				NumFrames: 4096, FrameSize: 2048,
-				FillRingNumDescs: 2048, CompletionRingNumDescs: 2048, RxRingNumDescs: 2048, TxRingNumDescs: 2048,
-			})
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		defer ref.Close()
-		if err := l.prog.RegisterSocket(0, ref.FD()); err != nil {
-			b.Fatal(err)
-		}
-		ref.Fill(ref.GetDescs(ref.NumFreeFillSlots()))
+		ref := asavieOnVIP(b, l)
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		generate(b, l, &stop, &wg)
