@@ -4,16 +4,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"reflect"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ipfront/ipfront/internal/lab"
 )
@@ -23,18 +20,7 @@ import (
 // it returns the exit code.
 func streamReports(t *testing.T, l *lab.Lab, ready, final any, args ...string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := l.CommandContext(ctx, l.Client().NS, append(append([]string{os.Args[0]}, args...), "-o", "json")...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr, code := runJSON(t, l, args...)
 	dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
 	for _, r := range []any{ready, final} {
 		if err := dec.Decode(r); err != nil {

@@ -105,22 +105,29 @@ func (w testLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// client runs "iplab args... -o json" in the client namespace, decodes the
-// report into r and returns the exit code.
-func client(t *testing.T, l *lab.Lab, r any, args ...string) int {
+// runJSON runs "iplab args... -o json" in the client namespace and returns
+// its output and exit code.
+func runJSON(t *testing.T, l *lab.Lab, args ...string) (stdout, stderr *bytes.Buffer, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := l.CommandContext(ctx, l.Client().NS, append(append([]string{os.Args[0]}, args...), "-o", "json")...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
-	code := 0
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	return stdout, stderr, code
+}
+
+// client runs "iplab args... -o json" in the client namespace, decodes the
+// report into r and returns the exit code.
+func client(t *testing.T, l *lab.Lab, r any, args ...string) int {
+	t.Helper()
+	stdout, stderr, code := runJSON(t, l, args...)
 	if err := json.Unmarshal(stdout.Bytes(), r); err != nil {
 		t.Fatalf("iplab %v: exit %d, report unreadable: %v\n%s\n%s", args, code, err, stdout.Bytes(), stderr.Bytes())
 	}
