@@ -1,0 +1,239 @@
+// Package v1 holds the types of ipfront's control API, version 1: the JSON
+// bodies the daemon serves under /v1/ and that "ipfront ctl" and other
+// clients decode. It depends on nothing but the standard library, so a
+// client imports it without pulling in the daemon, the data plane or their
+// dependencies.
+//
+// The JSON field names are the API's contract: a field may be added, never
+// renamed or removed, within v1. Unless a field says otherwise, counters
+// count since the daemon started and rates are per second over the last
+// sampling interval (one second by default).
+//
+// Every error, whatever the endpoint, is an [Error] with an HTTP status
+// other than 2xx; GET /v1/status also answers 503 with a [Status] until the
+// daemon is ready.
+package v1
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Limits of a page of GET /v1/associations (?limit=).
+const (
+	DefaultAssocLimit = 100   // without ?limit=
+	MaxAssocLimit     = 10000 // the largest ?limit= accepted
+)
+
+// OpTimeout bounds how long the daemon works on POST /v1/reload, drain and
+// enable before it answers 503: such a request waits for the daemon's one
+// control goroutine. A client waiting a little longer always gets the
+// daemon's answer.
+const OpTimeout = 30 * time.Second
+
+// Status is the body of GET /v1/status. It is served with 503 until the
+// daemon is ready.
+type Status struct {
+	Ready      bool        `json:"ready"`
+	Generation uint64      `json:"generation"` // of the tables the workers use
+	Interfaces []Interface `json:"interfaces"`
+	Workers    []Worker    `json:"workers"`
+}
+
+// Interface describes one data-plane interface.
+type Interface struct {
+	Name    string `json:"name"`
+	Index   int    `json:"ifindex"`
+	XDPMode string `json:"xdp_mode"` // how the steering program is attached
+	Queues  []int  `json:"queues"`   // the queues a worker serves
+}
+
+// Worker describes one worker: the queue it polls, its association shard
+// and its traffic.
+type Worker struct {
+	Name         string  `json:"name"` // "interface/queue"
+	Interface    string  `json:"interface"`
+	Queue        int     `json:"queue"`
+	CPU          int     `json:"cpu"`          // -1: not pinned
+	Associations int     `json:"associations"` // live in its shard
+	Capacity     int     `json:"capacity"`     // most its shard holds
+	RxPackets    uint64  `json:"rx_packets"`
+	TxPackets    uint64  `json:"tx_packets"`
+	RxPPS        float64 `json:"rx_pps"` // over the last sampling interval
+	TxPPS        float64 `json:"tx_pps"`
+}
+
+// Counters is the body of GET /v1/counters: totals over all workers, then
+// each server's traffic and each worker's own counters.
+type Counters struct {
+	RxPackets       uint64            `json:"rx_packets"`
+	RxBytes         uint64            `json:"rx_bytes"`
+	TxPackets       uint64            `json:"tx_packets"`
+	TxBytes         uint64            `json:"tx_bytes"`
+	Dropped         uint64            `json:"dropped"` // the sum of Drops
+	Drops           map[string]uint64 `json:"drops"`   // by reason, every reason, zero included
+	Associations    int               `json:"associations"`
+	NewAssociations uint64            `json:"new_associations"`
+	Reselected      uint64            `json:"reselected"` // stale associations that chose again
+	Expired         uint64            `json:"expired"`    // forgotten after their delete age
+	Stateless       uint64            `json:"stateless"`  // forwarded by hash: no room for an association
+	ICMPForwarded   uint64            `json:"icmp_forwarded"`
+	SteeredToXSK    uint64            `json:"steered_to_xsk"`   // by the steering program, to the workers
+	PassedToKernel  uint64            `json:"passed_to_kernel"` // by the steering program: not for a VIP
+	Servers         []ServerCounters  `json:"servers"`
+	Workers         []WorkerCounters  `json:"workers"`
+}
+
+// ServerCounters is one server's traffic.
+type ServerCounters struct {
+	Set     string `json:"set"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Weight  uint32 `json:"weight"` // effective
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// WorkerCounters is one worker's share of the totals of [Counters].
+type WorkerCounters struct {
+	Name            string            `json:"name"` // "interface/queue"
+	Interface       string            `json:"interface"`
+	Queue           int               `json:"queue"`
+	CPU             int               `json:"cpu"` // -1: not pinned
+	RxPackets       uint64            `json:"rx_packets"`
+	RxBytes         uint64            `json:"rx_bytes"`
+	TxPackets       uint64            `json:"tx_packets"`
+	TxBytes         uint64            `json:"tx_bytes"`
+	Dropped         uint64            `json:"dropped"`
+	Drops           map[string]uint64 `json:"drops"`
+	Associations    int               `json:"associations"`
+	Capacity        int               `json:"capacity"`
+	NewAssociations uint64            `json:"new_associations"`
+	Reselected      uint64            `json:"reselected"`
+	Expired         uint64            `json:"expired"`
+	Stateless       uint64            `json:"stateless"`
+	ICMPForwarded   uint64            `json:"icmp_forwarded"`
+}
+
+// Sets is the body of GET /v1/sets: the target sets in configuration order.
+type Sets struct {
+	Sets []Set `json:"sets"`
+}
+
+// Set is one target set: its configuration and live association count.
+type Set struct {
+	Name         string     `json:"name"`
+	VIP          netip.Addr `json:"vip"`
+	Protocols    []string   `json:"protocols"` // "tcp", "udp", "sctp"
+	Ports        []string   `json:"ports"`     // "80" or "33001-33099"
+	Method       string     `json:"method"`
+	Forwarding   string     `json:"forwarding"`
+	DeleteAge    string     `json:"delete_age"` // a Go duration, as in the file
+	TableSize    int        `json:"table_size"`
+	Servers      int        `json:"servers"`
+	Associations int        `json:"associations"`
+}
+
+// Servers is the body of GET /v1/servers (?set= keeps one target set's).
+type Servers struct {
+	// Interval is the length in seconds of the interval PPS and BPS cover;
+	// 0 until the sampler has two readings.
+	Interval float64       `json:"interval_seconds"`
+	Servers  []ServerStats `json:"servers"`
+}
+
+// Server is one server as the daemon sees it: configuration, operator state
+// and health, and the weight new associations currently see. It is also
+// the body of POST /v1/servers/{set}/{server}/drain and /enable: the
+// server's state afterwards.
+type Server struct {
+	Set             string     `json:"set"`
+	Name            string     `json:"name"`
+	Address         netip.Addr `json:"address"`
+	Weight          int        `json:"weight"`           // configured
+	EffectiveWeight uint32     `json:"effective_weight"` // after drain, health and balance
+	Drained         bool       `json:"drained"`
+	Healthy         bool       `json:"healthy"`
+	Resolved        bool       `json:"resolved"` // MAC known on every interface
+}
+
+// ServerStats is a server's state with its traffic. The fields of Server
+// appear at the top level of its JSON object.
+type ServerStats struct {
+	Server
+	Associations int     `json:"associations"` // live associations made for this server
+	Packets      uint64  `json:"packets"`      // forwarded since start
+	Bytes        uint64  `json:"bytes"`
+	PPS          float64 `json:"pps"`   // packets per second over the last interval
+	BPS          float64 `json:"bps"`   // bits per second over the last interval
+	Share        float64 `json:"share"` // fraction of its set's packets since start, 0..1
+}
+
+// Associations is the body of GET /v1/associations (?set=, ?client=,
+// ?server=, ?limit=, ?cursor=). NextCursor, when not empty, fetches the
+// next page; pass it back unchanged as ?cursor=. Entries present for the
+// whole walk are listed exactly once over the pages.
+type Associations struct {
+	Associations []Association `json:"associations"`
+	NextCursor   string        `json:"next_cursor,omitempty"`
+}
+
+// Association is one client flow and the server it is bound to.
+type Association struct {
+	Worker   string     `json:"worker"` // "interface/queue" of the shard holding it
+	Client   netip.Addr `json:"client"`
+	Port     uint16     `json:"port"`     // the client's
+	Protocol string     `json:"protocol"` // "tcp", "udp", "sctp"
+	Set      string     `json:"set"`
+	// Server and Address name the server the association was made for;
+	// both are empty when that server has left its slot (the flow picks a
+	// new server on its next packet).
+	Server  string   `json:"server"`
+	Address string   `json:"address"`
+	Idle    uint32   `json:"idle_seconds"`    // since the flow's last packet
+	Flags   []string `json:"flags,omitempty"` // "fin", "rst", "shutdown", "tag"
+}
+
+// Alarms is the body of GET /v1/alarms: active alarms first, then cleared
+// ones.
+type Alarms struct {
+	Alarms []Alarm `json:"alarms"`
+}
+
+// Alarm is a connection-balance alarm of a target set (the IPFE's "out of
+// balance"): raised when servers' shares of traffic deviate from their
+// weight shares for a sustained period, cleared with hysteresis.
+type Alarm struct {
+	ID        string        `json:"id"`
+	Set       string        `json:"set"`
+	Active    bool          `json:"active"`
+	Raised    time.Time     `json:"raised"`
+	Cleared   time.Time     `json:"cleared,omitzero"` // absent while active
+	Deviation float64       `json:"deviation"`        // largest |share - weight share| when last evaluated
+	Servers   []AlarmServer `json:"servers"`
+}
+
+// AlarmServer is one server's shares when an alarm was evaluated, each a
+// fraction 0..1 of its set's.
+type AlarmServer struct {
+	Name        string  `json:"name"`
+	Address     string  `json:"address"`
+	WeightShare float64 `json:"weight_share"`
+	PacketShare float64 `json:"packet_share"`
+	AssocShare  float64 `json:"association_share"`
+}
+
+// ReloadResult is the body of a successful POST /v1/reload. A refused
+// configuration is answered 422 with an [Error] listing every problem, a
+// change only a restart can apply 409; either way nothing changed.
+type ReloadResult struct {
+	Generation uint64 `json:"generation"` // of the tables now in force
+}
+
+// Error is the body of every error response. Errors lists every problem of
+// a configuration a reload refused, one per line as
+// "file:line:column: message".
+type Error struct {
+	Error  string   `json:"error"`
+	Errors []string `json:"errors,omitempty"`
+}
