@@ -1,39 +1,9 @@
 package assoc
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/bits"
-	"runtime"
 	"sync/atomic"
-)
-
-// Key identifies an association: one client flow towards one target set.
-// Addresses are 16 bytes; IPv4 clients use the IPv4-mapped form so both
-// families share one key type.
-type Key struct {
-	Addr  [16]byte // client address
-	Port  uint16   // client port
-	Proto uint8    // IANA protocol number: TCP, UDP or SCTP
-	Set   uint16   // target set id, stable across reloads
-}
-
-// Value is what an association records about its flow.
-type Value struct {
-	Server   uint8  // server slot within the target set (0..15)
-	Gen      uint16 // generation of that slot when chosen; a reused slot has a new one
-	Flags    uint8  // FlagFIN, FlagRST, FlagShutdown, FlagTagLearned
-	Tag      uint32 // SCTP verification tag seen from the client, once learned
-	LastSeen uint32 // clock reading (see Clock) of the last packet
-}
-
-// Flags an association carries about the connection it records. Only four bits
-// are stored.
-const (
-	FlagFIN        uint8 = 1 << iota // a TCP FIN was seen from the client
-	FlagRST                          // a TCP RST was seen from the client
-	FlagShutdown                     // an SCTP SHUTDOWN, SHUTDOWN ACK or ABORT was seen
-	FlagTagLearned                   // Tag holds the flow's SCTP verification tag
 )
 
 // MaxProbe bounds a probe chain. At a load factor of one half the expected
@@ -51,117 +21,100 @@ const (
 	stateTomb  = 2 // was live; skipped by lookups, reusable by inserts
 )
 
-// Layout of the meta word (word 3 of a slot). The sequence number is bumped
-// to odd before and to even after the key words change, so readers can detect
-// a torn read; updates that touch only the meta word need no sequence bump
-// because one atomic store is already indivisible.
-const (
-	stateBits   = 0
-	protoShift  = 2
-	serverShift = 4
-	flagShift   = 8
-	genShift    = 12
-	seenShift   = 28
-	seqShift    = 50
-
-	seenMask = 1<<22 - 1
-	seqMask  = 1<<14 - 1
-)
-
-// slot holds one association in 32 bytes: two cache-line halves, so most
-// probe chains touch one line.
-//
-//	w[0] client address bytes 0-7     w[1] client address bytes 8-15
-//	w[2] port | set<<16 | tag<<32     w[3] meta (state, proto, server, flags, gen, seen, seq)
+// slot is one record (see record.go for the byte map). The meta word's
+// sequence number is bumped to odd before and to even after the key words
+// change, so readers can detect a torn read; updates that touch only the meta
+// word need no sequence bump because one atomic store is already indivisible.
 type slot struct{ w [4]uint64 }
 
-// Shard is one worker's association table.
+// SlotBytes is the memory cost of one slot; a shard has two per association.
+const SlotBytes = 32
+
+// slotsPerLine is how many slots share a 64-byte cache line. A key's home is
+// the first slot of a line, so the line one load brings in answers most
+// lookups.
+const slotsPerLine = 2
+
+// Shard is one worker's record table.
 //
 // Concurrency contract: exactly one goroutine, the owner, calls Find, Put,
-// Touch, Mark and Sweep; it reads slots with plain loads (nobody else writes
-// them) and writes every shared word with an atomic store. Any goroutine may
-// call Get, Range and Live at any time; they never block the owner.
+// Touch, Mark, Delete and Sweep; it reads slots with plain loads (nobody else
+// writes them) and writes every shared word with an atomic store. Any
+// goroutine may call Lookup, Get, Range and Live at any time; they never block
+// the owner and never wait on it without bound.
 type Shard struct {
-	slots  []slot
+	slots  []slot // 64-byte aligned, even length
+	lines  uint64 // len(slots) / slotsPerLine
 	limit  int
 	live   int          // owner's count of live entries
 	shared atomic.Int64 // live, published for readers
 	cursor int          // next slot Sweep examines
 }
 
-// NewShard returns a shard that holds up to limit live associations. It
-// allocates 2*limit slots of 32 bytes up front and never grows.
+// NewShard returns a shard that holds up to limit live records. It allocates
+// 2*limit slots of 32 bytes up front and never grows.
 func NewShard(limit int) (*Shard, error) {
 	if limit < 1 || limit > 1<<30 {
 		return nil, ErrLimit
 	}
 	s := &Shard{limit: limit}
 	s.slots = allocSlots(s, 2*limit)
+	s.lines = uint64(len(s.slots) / slotsPerLine)
 	return s, nil
 }
-
-// SlotBytes is the memory cost of one slot; a shard has two per association.
-const SlotBytes = 32
 
 // Bytes is the shard's memory footprint in bytes.
 func (s *Shard) Bytes() int { return len(s.slots) * SlotBytes }
 
-// Limit is the number of live associations the shard holds at most.
+// Limit is the number of live records the shard holds at most.
 func (s *Shard) Limit() int { return s.limit }
 
-// Live is the number of live associations. Safe from any goroutine.
+// Live is the number of live records. Safe from any goroutine.
 func (s *Shard) Live() int { return int(s.shared.Load()) }
 
-// Hash mixes a key into the 64-bit hash Find expects. Callers compute it once
-// per packet (and may use it to touch the slot early, see Prefetch).
-func (k *Key) Hash() uint64 {
-	a, b, c := k.words()
-	h := a*0x9E3779B97F4A7C15 ^ bits.RotateLeft64(b*0xC2B2AE3D27D4EB4F, 31) ^ (c|uint64(k.Proto)<<48)*0x165667B19E3779F9
-	h ^= h >> 33
-	h *= 0xFF51AFD7ED558CCD
-	h ^= h >> 33
-	h *= 0xC4CEB9FE1A85EC53
-	h ^= h >> 33
-	return h
-}
-
-func (k *Key) words() (a, b, c uint64) {
-	return binary.LittleEndian.Uint64(k.Addr[0:8]), binary.LittleEndian.Uint64(k.Addr[8:16]),
-		uint64(k.Port) | uint64(k.Set)<<16
-}
-
-// home maps a hash onto the slot array without a division (Lemire's fastrange).
+// home maps a hash onto the first slot of a cache line without a division
+// (Lemire's fastrange).
 func (s *Shard) home(h uint64) int {
-	hi, _ := bits.Mul64(h, uint64(len(s.slots)))
-	return int(hi)
+	hi, _ := bits.Mul64(h, s.lines)
+	return int(hi) * slotsPerLine
 }
 
-// Prefetch reads the first word of k's home slot and returns it. Callers
-// processing a batch touch every packet's slot first, so the cache misses of
+// Prefetch reads the meta word of k's home line and returns it. Callers
+// processing a batch touch every packet's line first, so the cache misses of
 // a batch overlap instead of being paid one after another; the result only
 // needs to be kept somewhere so the load is not optimised away.
 func (s *Shard) Prefetch(h uint64) uint64 {
 	return s.slots[s.home(h)].w[3]
 }
 
-func matches(sl *slot, a, b, c uint64, proto uint64, meta uint64) bool {
-	return meta&3 == stateLive && sl.w[0] == a && sl.w[1] == b && uint32(sl.w[2]) == uint32(c) &&
-		(meta>>protoShift)&3 == proto
+// PrefetchNext reads the line after k's home line when the home line is full
+// (no empty slot), that is when a probe chain may continue past it; it
+// returns 0 otherwise. Called after Prefetch for a whole batch, it loads only
+// the lines a lookup may need besides the home line, again with the misses
+// in flight together.
+func (s *Shard) PrefetchNext(h uint64) uint64 {
+	i := s.home(h)
+	if s.slots[i].w[3]&stateMask == stateEmpty || s.slots[i+1].w[3]&stateMask == stateEmpty {
+		return 0
+	}
+	if i += slotsPerLine; i == len(s.slots) {
+		i = 0
+	}
+	return s.slots[i].w[3]
 }
 
 // Find looks k up. If found, idx is its slot. If not, idx is the slot a new
-// association for k should take, or -1 when the shard is full or the probe
-// chain is exhausted (the caller then forwards statelessly). Owner only.
+// record for k should take, or -1 when the shard is full or the probe chain is
+// exhausted (the caller then forwards statelessly). Owner only.
 func (s *Shard) Find(k *Key, h uint64) (idx int, found bool) {
 	a, b, c := k.words()
-	pc := protoCode(k.Proto)
 	n := len(s.slots)
 	i := s.home(h)
 	free := -1
 	for p := 0; p < MaxProbe; p++ {
 		sl := &s.slots[i]
 		meta := sl.w[3]
-		switch meta & 3 {
+		switch meta & stateMask {
 		case stateEmpty:
 			if free < 0 {
 				free = i
@@ -172,7 +125,7 @@ func (s *Shard) Find(k *Key, h uint64) (idx int, found bool) {
 				free = i
 			}
 		default:
-			if matches(sl, a, b, c, pc, meta) {
+			if sl.w[0] == a && sl.w[1] == b && sl.w[2]&keyMaskW2 == c {
 				return i, true
 			}
 		}
@@ -191,41 +144,32 @@ func (s *Shard) admit(free int) int {
 	return free
 }
 
-// Value returns the association in slot idx, which Find reported found. Owner only.
+// Meta returns the meta word of slot idx, which Find reported found: the
+// forwarding decision in one register. Owner only.
+func (s *Shard) Meta(idx int) Meta { return Meta(s.slots[idx].w[3]) }
+
+// Aux returns the aux field (see Value.Tag) of slot idx. Owner only.
+func (s *Shard) Aux(idx int) uint32 { return uint32(s.slots[idx].w[2] >> auxShift) }
+
+// Value returns the record in slot idx, which Find reported found. Owner only.
 func (s *Shard) Value(idx int) Value {
 	sl := &s.slots[idx]
-	return decode(sl.w[2], sl.w[3])
+	return decode(sl.w[2], Meta(sl.w[3]))
 }
 
-func decode(w2, meta uint64) Value {
-	return Value{
-		Server:   uint8(meta>>serverShift) & 0xF,
-		Gen:      uint16(meta >> genShift),
-		Flags:    uint8(meta>>flagShift) & 0xF,
-		Tag:      uint32(w2 >> 32),
-		LastSeen: uint32(meta>>seenShift) & seenMask,
-	}
-}
-
-func encodeMeta(state uint64, proto uint8, v Value, seq uint64) uint64 {
-	return state | protoCode(proto)<<protoShift | uint64(v.Server&0xF)<<serverShift |
-		uint64(v.Flags&0xF)<<flagShift | uint64(v.Gen)<<genShift |
-		uint64(v.LastSeen&seenMask)<<seenShift | (seq&seqMask)<<seqShift
-}
-
-// Put writes k -> v into slot idx: a new association (idx from a failed Find)
-// or a re-selected one (idx from a successful Find). Owner only.
+// Put writes k -> v into slot idx: a new record (idx from a failed Find) or a
+// replaced one (idx from a successful Find). Owner only.
 func (s *Shard) Put(idx int, k *Key, v Value) {
 	sl := &s.slots[idx]
 	old := sl.w[3]
-	seq := old >> seqShift
+	seq := Meta(old).seq()
 	atomic.StoreUint64(&sl.w[3], old&^(seqMask<<seqShift)|((seq+1)&seqMask)<<seqShift)
 	a, b, c := k.words()
 	atomic.StoreUint64(&sl.w[0], a)
 	atomic.StoreUint64(&sl.w[1], b)
-	atomic.StoreUint64(&sl.w[2], c|uint64(v.Tag)<<32)
-	atomic.StoreUint64(&sl.w[3], encodeMeta(stateLive, k.Proto, v, seq+2))
-	if old&3 != stateLive {
+	atomic.StoreUint64(&sl.w[2], valueW2(c, &v))
+	atomic.StoreUint64(&sl.w[3], uint64(encodeMeta(stateLive, &v, seq+2)))
+	if old&stateMask != stateLive {
 		s.live++
 		s.shared.Store(int64(s.live))
 	}
@@ -252,15 +196,32 @@ func (s *Shard) Mark(idx int, flags uint8) {
 	}
 }
 
-// Sweep examines the next budget slots, turns live associations idle for
-// longer than their target set's delete age into tombstones, and returns how
-// many it expired. ages[set] is the delete age in clock seconds; an
-// association whose set is no longer in ages is expired at once. onExpire, if
-// not nil, hears the set and server slot of each expired association (the
+// Delete removes the live record in slot idx (from a successful Find). Owner
+// only.
+func (s *Shard) Delete(idx int) {
+	sl := &s.slots[idx]
+	meta := sl.w[3]
+	if meta&stateMask != stateLive {
+		return
+	}
+	atomic.StoreUint64(&sl.w[3], meta&^stateMask|stateTomb)
+	s.live--
+	s.shared.Store(int64(s.live))
+	s.cleanup(idx)
+}
+
+// Ages are the idle times after which Sweep expires records, in clock
+// seconds, indexed by kind and then by the key's Set. A record whose set has
+// no entry (a removed target set) expires at once.
+type Ages [NumKinds][]uint32
+
+// Sweep examines the next budget slots, turns live records idle for longer
+// than their age into tombstones, and returns how many it expired. onExpire,
+// if not nil, hears the kind, set and server slot of each expired record (the
 // owner keeps per-server counts with it). Owner only; workers call it with a
 // small budget every loop so the whole table is visited continuously at no
 // per-packet cost.
-func (s *Shard) Sweep(budget int, now uint32, ages []uint32, onExpire func(set uint16, server uint8)) (expired int) {
+func (s *Shard) Sweep(budget int, now uint32, ages *Ages, onExpire func(kind Kind, set uint16, server uint8)) (expired int) {
 	n := len(s.slots)
 	for ; budget > 0; budget-- {
 		i := s.cursor
@@ -269,17 +230,18 @@ func (s *Shard) Sweep(budget int, now uint32, ages []uint32, onExpire func(set u
 		}
 		sl := &s.slots[i]
 		meta := sl.w[3]
-		switch meta & 3 {
+		switch meta & stateMask {
 		case stateLive:
-			set := int(uint16(sl.w[2] >> 16))
-			if set < len(ages) && Age(now, uint32(meta>>seenShift)) <= ages[set] {
+			w2 := sl.w[2]
+			kind, set := Kind(w2>>kindShift)&3, int(uint16(w2>>setShift)&MaxSetID)
+			if byKind := ages[kind]; set < len(byKind) && Age(now, Meta(meta).LastSeen()) <= byKind[set] {
 				continue
 			}
-			atomic.StoreUint64(&sl.w[3], meta&^3|stateTomb)
+			atomic.StoreUint64(&sl.w[3], meta&^stateMask|stateTomb)
 			s.live--
 			expired++
 			if onExpire != nil {
-				onExpire(uint16(set), uint8(meta>>serverShift)&0xF)
+				onExpire(kind, uint16(set), Meta(meta).Server())
 			}
 			s.cleanup(i)
 		case stateTomb:
@@ -301,104 +263,17 @@ func (s *Shard) cleanup(i int) {
 	if next == n {
 		next = 0
 	}
-	if s.slots[next].w[3]&3 != stateEmpty {
+	if s.slots[next].w[3]&stateMask != stateEmpty {
 		return
 	}
 	for p := 0; p < MaxProbe; p++ {
 		meta := s.slots[i].w[3]
-		if meta&3 != stateTomb {
+		if meta&stateMask != stateTomb {
 			return
 		}
-		atomic.StoreUint64(&s.slots[i].w[3], meta&^3|stateEmpty)
+		atomic.StoreUint64(&s.slots[i].w[3], meta&^stateMask|stateEmpty)
 		if i--; i < 0 {
 			i = n - 1
 		}
 	}
-}
-
-// Get looks k up from any goroutine without blocking the owner.
-func (s *Shard) Get(k *Key) (Value, bool) {
-	a, b, c := k.words()
-	pc := protoCode(k.Proto)
-	n := len(s.slots)
-	i := s.home(k.Hash())
-	for p := 0; p < MaxProbe; p++ {
-		w0, w1, w2, meta, ok := s.read(i)
-		if !ok {
-			return Value{}, false
-		}
-		if meta&3 == stateEmpty {
-			return Value{}, false
-		}
-		if meta&3 == stateLive && w0 == a && w1 == b && uint32(w2) == uint32(c) && (meta>>protoShift)&3 == pc {
-			return decode(w2, meta), true
-		}
-		if i++; i == n {
-			i = 0
-		}
-	}
-	return Value{}, false
-}
-
-// read takes a consistent snapshot of slot i with the seqlock protocol. While
-// the owner is mid-write it spins, yielding to the scheduler because the owner
-// may have been descheduled inside its write. It always returns: the owner
-// finishes every write it starts. ok is kept for a later bounded variant that
-// other workers will use, which must never wait.
-func (s *Shard) read(i int) (w0, w1, w2, meta uint64, ok bool) {
-	sl := &s.slots[i]
-	for try := 1; ; try++ {
-		m1 := atomic.LoadUint64(&sl.w[3])
-		if (m1>>seqShift)&1 == 1 {
-			if try%8 == 0 {
-				runtime.Gosched()
-			}
-			continue
-		}
-		w0 = atomic.LoadUint64(&sl.w[0])
-		w1 = atomic.LoadUint64(&sl.w[1])
-		w2 = atomic.LoadUint64(&sl.w[2])
-		meta = atomic.LoadUint64(&sl.w[3])
-		if m1>>seqShift == meta>>seqShift {
-			return w0, w1, w2, meta, true
-		}
-	}
-}
-
-// Range calls fn for every live association until fn returns false. Safe from
-// any goroutine; associations created or removed during the walk may or may
-// not be seen.
-func (s *Shard) Range(fn func(Key, Value) bool) {
-	for i := range s.slots {
-		w0, w1, w2, meta, ok := s.read(i)
-		if !ok || meta&3 != stateLive {
-			continue
-		}
-		var k Key
-		binary.LittleEndian.PutUint64(k.Addr[0:8], w0)
-		binary.LittleEndian.PutUint64(k.Addr[8:16], w1)
-		k.Port = uint16(w2)
-		k.Set = uint16(w2 >> 16)
-		k.Proto = protoNumber((meta >> protoShift) & 3)
-		if !fn(k, decode(w2, meta)) {
-			return
-		}
-	}
-}
-
-// protoCode packs the three protocols an association can carry into two bits.
-func protoCode(p uint8) uint64 {
-	switch p {
-	case 6:
-		return 1
-	case 17:
-		return 2
-	case 132:
-		return 3
-	}
-	return 0
-}
-
-func protoNumber(c uint64) uint8 {
-	return [4]uint8{0, 6, 17, 132}[c&3]
 }
