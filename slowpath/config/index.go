@@ -135,8 +135,9 @@ func (ix *index) header(e *unstable.Node) string {
 	return path
 }
 
-// keyValue indexes "a.b = value" inside the table at path table.
-func (ix *index) keyValue(table string, kv *unstable.Node) {
+// keyValue indexes "a.b = value" inside the table at path table and returns
+// the offset just past the value.
+func (ix *index) keyValue(table string, kv *unstable.Node) int {
 	path := table
 	var last *unstable.Node
 	for it := kv.Key(); it.Next(); {
@@ -148,47 +149,73 @@ func (ix *index) keyValue(table string, kv *unstable.Node) {
 		path = join(path, string(last.Data))
 	}
 	v := kv.Value()
-	var vp pos
-	if v.Raw.Length > 0 {
-		vp = ix.offset(int(v.Raw.Offset))
-	} else {
+	start := int(v.Raw.Offset)
+	if v.Kind == unstable.Array {
 		// Arrays carry no range: the value starts after "key =".
-		off := int(last.Raw.Offset + last.Raw.Length)
-		for off < len(ix.data) && strings.IndexByte(" \t=", ix.data[off]) >= 0 {
-			off++
+		start = int(last.Raw.Offset + last.Raw.Length)
+		for start < len(ix.data) && strings.IndexByte(" \t=", ix.data[start]) >= 0 {
+			start++
 		}
-		vp = ix.offset(off)
 	}
-	ix.add(path, ix.offset(int(last.Raw.Offset)), vp)
-	ix.value(path, v, vp)
+	ix.add(path, ix.offset(int(last.Raw.Offset)), ix.offset(start))
+	return ix.value(path, v, start)
 }
 
-// value indexes the elements of an array or the keys of an inline table.
-func (ix *index) value(path string, v *unstable.Node, vp pos) {
+// value indexes the elements of an array or the keys of an inline table
+// whose value v starts at byte offset start, and returns the offset just
+// past v. go-toml gives arrays no range, so an element that is itself an
+// array is found by walking the document from the end of the element before
+// it: every other value knows where it starts, and an array ends at the
+// first ']' after its last element.
+func (ix *index) value(path string, v *unstable.Node, start int) int {
 	switch v.Kind {
 	case unstable.Array:
-		i := 0
+		off, i := start+1, 0 // just past '['
 		for it := v.Children(); it.Next(); {
 			c := it.Node()
 			if c.Kind == unstable.Comment {
 				continue
 			}
-			cp := vp // nested arrays carry no range either
-			if c.Raw.Length > 0 {
-				cp = ix.offset(int(c.Raw.Offset))
+			cs := ix.skipFill(off)
+			if c.Kind != unstable.Array {
+				cs = int(c.Raw.Offset)
 			}
 			ep := elem(path, i)
+			cp := ix.offset(cs)
 			ix.add(ep, cp, cp)
-			ix.value(ep, c, cp)
+			off = ix.value(ep, c, cs)
 			i++
 		}
+		return ix.skipFill(off) + 1 // past ']'
 	case unstable.InlineTable:
+		off := start + 1 // just past '{'
 		for it := v.Children(); it.Next(); {
 			if c := it.Node(); c.Kind == unstable.KeyValue {
-				ix.keyValue(path, c)
+				off = ix.keyValue(path, c)
 			}
 		}
+		return ix.skipFill(off) + 1 // past '}'
 	}
+	return int(v.Raw.Offset + v.Raw.Length)
+}
+
+// skipFill returns the offset of the first byte at or after off that is not
+// a blank, a newline, a comment or a comma: what separates the values of an
+// array or an inline table in a valid document.
+func (ix *index) skipFill(off int) int {
+	for off < len(ix.data) {
+		switch ix.data[off] {
+		case ' ', '\t', '\r', '\n', ',':
+			off++
+		case '#':
+			for off < len(ix.data) && ix.data[off] != '\n' {
+				off++
+			}
+		default:
+			return off
+		}
+	}
+	return off
 }
 
 // join appends key to path.

@@ -69,6 +69,51 @@ server = [
 	}
 }
 
+// TestIndexNestedArrays checks the position of arrays inside arrays, which
+// go-toml leaves without a range, across lines, comments and inline tables.
+func TestIndexNestedArrays(t *testing.T) {
+	doc := `a = [ # c
+  [1, [2]], # d
+  [],
+  [["x"], {y = [3, [4]]}],
+]
+[[t]]
+[t.s]
+[[t]]
+[t.s]   # explicit after a dotted header below
+[u.v.w]
+[u.v]
+`
+	ix, err := buildIndex([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path      string
+		line, col int
+	}{
+		{"a", 1, 5},
+		{"a[0]", 2, 3},
+		{"a[0][1]", 2, 7},
+		{"a[0][1][0]", 2, 8},
+		{"a[1]", 3, 3},
+		{"a[2]", 4, 3},
+		{"a[2][0]", 4, 4},
+		{"a[2][0][0]", 4, 5},
+		{"a[2][1]", 4, 11},
+		{"a[2][1].y", 4, 16},
+		{"a[2][1].y[1]", 4, 20},
+		{"a[2][1].y[1][0]", 4, 21},
+		{"t[1].s", 9, 1},
+		{"u.v.w", 10, 1},
+		{"u.v", 11, 1}, // the explicit header, not the earlier mention
+	} {
+		if got := ix.find(tt.path, false); got != (pos{tt.line, tt.col}) {
+			t.Errorf("find(%q) = %d:%d, want %d:%d", tt.path, got.line, got.col, tt.line, tt.col)
+		}
+	}
+}
+
 func TestParent(t *testing.T) {
 	for path, want := range map[string]string{
 		"a":                    "",
@@ -116,12 +161,16 @@ func TestSuggest(t *testing.T) {
 
 // FuzzIndex checks that the position index and go-toml's decoder agree:
 // for every document go-toml decodes, each key path and array element of the
-// result is in the index itself, not found through a fallback.
+// result is in the index itself, not found through a fallback, and points at
+// the value: an array at its '[', an element that is a table at the '[' of its
+// header or the '{' of an inline table, a string at its quote, and the
+// elements of an array each further on than the one before.
 func FuzzIndex(f *testing.F) {
 	for _, s := range []string{
 		"a = 1\n[b.c]\nd = [1, [2, 3], {e = {f = 4}}]\n[[g]]\n[[g.h]]\ni.j = 5\n[[g]]\n",
 		"x = { a.b = 1, c = [{ d = 2 }] }\n\"quoted.key\" = 1\n'lit' = 2\n",
 		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nserver = [{address = \"a\"}]\n",
+		"a = [ # c\n  [1, [2]], # d\n  [],\n  [[\"x\"], {y = [3]}],\n]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -134,22 +183,56 @@ func FuzzIndex(f *testing.F) {
 		if err != nil {
 			t.Fatalf("go-toml decodes the document but buildIndex fails: %v", err)
 		}
-		var walk func(path string, v any)
-		walk = func(path string, v any) {
+		// offset returns the byte offset of the value position of path.
+		offset := func(path string) int {
+			p := ix.spans[path].val
+			if p.line < 1 || p.line > len(ix.lines) {
+				t.Fatalf("path %q is at line %d of %d", path, p.line, len(ix.lines))
+			}
+			off := ix.lines[p.line-1] + p.col - 1
+			if off < 0 || off >= len(data) {
+				t.Fatalf("path %q is at %d:%d, outside the document", path, p.line, p.col)
+			}
+			return off
+		}
+		at := func(path string) byte { return data[offset(path)] }
+		var walk func(path string, v any, inArray bool)
+		walk = func(path string, v any, inArray bool) {
 			if _, ok := ix.spans[path]; !ok && path != "" {
 				t.Fatalf("path %q is not in the index %v", path, ix.spans)
 			}
 			switch v := v.(type) {
 			case map[string]any:
+				if inArray {
+					if c := at(path); c != '[' && c != '{' {
+						t.Fatalf("table %q is at %q, want '[' or '{'", path, c)
+					}
+				}
 				for k, e := range v {
-					walk(join(path, k), e)
+					walk(join(path, k), e, false)
 				}
 			case []any:
+				if c := at(path); c != '[' {
+					t.Fatalf("array %q is at %q, want '['", path, c)
+				}
+				prev := offset(path)
 				for i, e := range v {
-					walk(elem(path, i), e)
+					ep := elem(path, i)
+					walk(ep, e, true)
+					// The first [[table]] header is also the array's.
+					sameAsArray := i == 0 && isTable(v)
+					if off := offset(ep); off < prev || off == prev && !sameAsArray {
+						t.Fatalf("%s is at offset %d, not after %d", ep, off, prev)
+					} else {
+						prev = off
+					}
+				}
+			case string:
+				if c := at(path); c != '"' && c != '\'' {
+					t.Fatalf("string %q is at %q, want a quote", path, c)
 				}
 			}
 		}
-		walk("", doc)
+		walk("", doc, false)
 	})
 }
