@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ipfront/ipfront/fastpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
@@ -79,7 +80,7 @@ type API struct {
 }
 
 // DefaultOpTimeout bounds reload, drain and enable requests.
-const DefaultOpTimeout = 30 * time.Second
+const DefaultOpTimeout = v1.OpTimeout
 
 // New returns an API for b without a listener; serve Handler yourself, or
 // use Listen. Rates are sampled only under Serve, or by SampleRates.
@@ -284,12 +285,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// ErrorReply is the body of every error response. Errors lists every
-// problem of a configuration a reload refused, one per line.
-type ErrorReply struct {
-	Error  string   `json:"error"`
-	Errors []string `json:"errors,omitempty"`
-}
+// ErrorReply is the body of every error response, defined in package v1.
+type ErrorReply = v1.Error
 
 func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, ErrorReply{Error: err.Error()})

@@ -14,37 +14,23 @@ import (
 
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/fastpath/assoc"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
 // Limits of GET /v1/associations pages.
 const (
-	DefaultAssocLimit = 100
-	MaxAssocLimit     = 10000
+	DefaultAssocLimit = v1.DefaultAssocLimit
+	MaxAssocLimit     = v1.MaxAssocLimit
 )
 
-// AssociationsReply is the body of GET /v1/associations. NextCursor, when
-// not empty, fetches the next page; pass it back unchanged as ?cursor=.
-type AssociationsReply struct {
-	Associations []AssociationInfo `json:"associations"`
-	NextCursor   string            `json:"next_cursor,omitempty"`
-}
-
-// AssociationInfo is one client flow and the server it is bound to.
-type AssociationInfo struct {
-	Worker   string     `json:"worker"` // "interface/queue" of the shard holding it
-	Client   netip.Addr `json:"client"`
-	Port     uint16     `json:"port"`
-	Protocol string     `json:"protocol"`
-	Set      string     `json:"set"`
-	// Server and Address name the server the association was made for;
-	// both are empty when that server has left its slot (the flow picks a
-	// new server on its next packet).
-	Server  string   `json:"server"`
-	Address string   `json:"address"`
-	Idle    uint32   `json:"idle_seconds"` // since the flow's last packet
-	Flags   []string `json:"flags,omitempty"`
-}
+// The bodies of GET /v1/associations are defined in package v1.
+type (
+	// AssociationsReply is one page of associations.
+	AssociationsReply = v1.Associations
+	// AssociationInfo is one client flow and the server it is bound to.
+	AssociationInfo = v1.Association
+)
 
 // The order of a listing is stable while entries come and go: by shard,
 // then within a shard by the key's hash (which fixes its home slot, so

@@ -5,55 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 
 	"github.com/ipfront/ipfront/fastpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-// StatusReply is the body of GET /v1/status. It is served with 503 until the
-// daemon is ready.
-type StatusReply struct {
-	Ready      bool              `json:"ready"`
-	Generation uint64            `json:"generation"`
-	Interfaces []InterfaceStatus `json:"interfaces"`
-	Workers    []WorkerStatus    `json:"workers"`
-}
-
-// InterfaceStatus describes one data-plane interface.
-type InterfaceStatus struct {
-	Name    string `json:"name"`
-	Index   int    `json:"ifindex"`
-	XDPMode string `json:"xdp_mode"`
-	Queues  []int  `json:"queues"`
-}
-
-// WorkerStatus describes one worker.
-type WorkerStatus struct {
-	Name         string  `json:"name"` // "interface/queue"
-	Interface    string  `json:"interface"`
-	Queue        int     `json:"queue"`
-	CPU          int     `json:"cpu"` // -1: not pinned
-	Associations int     `json:"associations"`
-	Capacity     int     `json:"capacity"`
-	RxPackets    uint64  `json:"rx_packets"`
-	TxPackets    uint64  `json:"tx_packets"`
-	RxPPS        float64 `json:"rx_pps"` // over the last sampling interval
-	TxPPS        float64 `json:"tx_pps"`
-}
+// The API's reply types are defined in package v1, which clients import
+// without the daemon; the daemon's code knows them by these names.
+type (
+	// StatusReply is the body of GET /v1/status.
+	StatusReply = v1.Status
+	// InterfaceStatus describes one data-plane interface.
+	InterfaceStatus = v1.Interface
+	// WorkerStatus describes one worker.
+	WorkerStatus = v1.Worker
+)
 
 func (a *API) status(w http.ResponseWriter, _ *http.Request) {
 	rep := StatusReply{Ready: a.b.Ready(), Generation: a.b.Generation(), Interfaces: []InterfaceStatus{}, Workers: []WorkerStatus{}}
 	if p := a.plane(); p != nil {
 		for _, ifc := range p.Interfaces() {
-			rep.Interfaces = append(rep.Interfaces, InterfaceStatus{ifc.Name, ifc.Index, ifc.XDPMode.String(), ifc.Queues})
+			rep.Interfaces = append(rep.Interfaces, InterfaceStatus{Name: ifc.Name, Index: ifc.Index, XDPMode: ifc.XDPMode.String(), Queues: ifc.Queues})
 		}
 		snap, r := snapshotPlane(p), a.rates.current()
 		for i := range snap.workers {
 			wk, c := &snap.workers[i], snap.per[i]
 			rx, tx := r.worker(wk.Name())
-			rep.Workers = append(rep.Workers, WorkerStatus{wk.Name(), wk.Interface, wk.Queue, wk.CPU,
-				wk.Assoc.Live(), wk.Assoc.Limit(), c.RxPackets, c.TxPackets, rx, tx})
+			rep.Workers = append(rep.Workers, WorkerStatus{Name: wk.Name(), Interface: wk.Interface, Queue: wk.Queue, CPU: wk.CPU,
+				Associations: wk.Assoc.Live(), Capacity: wk.Assoc.Limit(), RxPackets: c.RxPackets, TxPackets: c.TxPackets, RxPPS: rx, TxPPS: tx})
 		}
 	}
 	code := http.StatusOK
@@ -63,57 +43,14 @@ func (a *API) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, rep)
 }
 
-// CountersReply is the body of GET /v1/counters: totals over all workers,
-// then each worker's own.
-type CountersReply struct {
-	RxPackets       uint64            `json:"rx_packets"`
-	RxBytes         uint64            `json:"rx_bytes"`
-	TxPackets       uint64            `json:"tx_packets"`
-	TxBytes         uint64            `json:"tx_bytes"`
-	Dropped         uint64            `json:"dropped"`
-	Drops           map[string]uint64 `json:"drops"` // every reason, zero included
-	Associations    int               `json:"associations"`
-	NewAssociations uint64            `json:"new_associations"`
-	Reselected      uint64            `json:"reselected"`
-	Expired         uint64            `json:"expired"`
-	Stateless       uint64            `json:"stateless"`
-	ICMPForwarded   uint64            `json:"icmp_forwarded"`
-	SteeredToXSK    uint64            `json:"steered_to_xsk"`
-	PassedToKernel  uint64            `json:"passed_to_kernel"`
-	Servers         []ServerCounters  `json:"servers"`
-	Workers         []WorkerCounters  `json:"workers"`
-}
-
-// ServerCounters is one server's traffic.
-type ServerCounters struct {
-	Set     string `json:"set"`
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Weight  uint32 `json:"weight"` // effective
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-}
-
-// WorkerCounters is one worker's share of the totals.
-type WorkerCounters struct {
-	Name            string            `json:"name"` // "interface/queue"
-	Interface       string            `json:"interface"`
-	Queue           int               `json:"queue"`
-	CPU             int               `json:"cpu"`
-	RxPackets       uint64            `json:"rx_packets"`
-	RxBytes         uint64            `json:"rx_bytes"`
-	TxPackets       uint64            `json:"tx_packets"`
-	TxBytes         uint64            `json:"tx_bytes"`
-	Dropped         uint64            `json:"dropped"`
-	Drops           map[string]uint64 `json:"drops"`
-	Associations    int               `json:"associations"`
-	Capacity        int               `json:"capacity"`
-	NewAssociations uint64            `json:"new_associations"`
-	Reselected      uint64            `json:"reselected"`
-	Expired         uint64            `json:"expired"`
-	Stateless       uint64            `json:"stateless"`
-	ICMPForwarded   uint64            `json:"icmp_forwarded"`
-}
+type (
+	// CountersReply is the body of GET /v1/counters.
+	CountersReply = v1.Counters
+	// ServerCounters is one server's traffic.
+	ServerCounters = v1.ServerCounters
+	// WorkerCounters is one worker's share of the totals.
+	WorkerCounters = v1.WorkerCounters
+)
 
 func (a *API) counters(w http.ResponseWriter, _ *http.Request) {
 	p := a.plane()
@@ -156,7 +93,8 @@ func countersOf(p Plane) CountersReply {
 					continue
 				}
 				j := int(ts.ID)*fastpath.MaxServers + slot
-				rep.Servers = append(rep.Servers, ServerCounters{ts.Name, s.Name, s.Addr.String(), s.Weight, c.ServerPackets[j], c.ServerBytes[j]})
+				rep.Servers = append(rep.Servers, ServerCounters{Set: ts.Name, Name: s.Name, Address: s.Addr.String(), Weight: s.Weight,
+					Packets: c.ServerPackets[j], Bytes: c.ServerBytes[j]})
 			}
 		}
 	}
@@ -173,24 +111,12 @@ func dropMap(c *fastpath.Counters) map[string]uint64 {
 	return m
 }
 
-// SetsReply is the body of GET /v1/sets.
-type SetsReply struct {
-	Sets []SetInfo `json:"sets"`
-}
-
-// SetInfo is one target set: its configuration and live association count.
-type SetInfo struct {
-	Name         string     `json:"name"`
-	VIP          netip.Addr `json:"vip"`
-	Protocols    []string   `json:"protocols"`
-	Ports        []string   `json:"ports"`
-	Method       string     `json:"method"`
-	Forwarding   string     `json:"forwarding"`
-	DeleteAge    string     `json:"delete_age"` // a Go duration, as in the file
-	TableSize    int        `json:"table_size"`
-	Servers      int        `json:"servers"`
-	Associations int        `json:"associations"`
-}
+type (
+	// SetsReply is the body of GET /v1/sets.
+	SetsReply = v1.Sets
+	// SetInfo is one target set.
+	SetInfo = v1.Set
+)
 
 func (a *API) sets(w http.ResponseWriter, _ *http.Request) {
 	spec := a.b.Spec()
@@ -224,24 +150,12 @@ func (a *API) sets(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-// ServersReply is the body of GET /v1/servers.
-type ServersReply struct {
-	// Interval is the length in seconds of the interval PPS and BPS cover;
-	// 0 until the sampler has two readings.
-	Interval float64      `json:"interval_seconds"`
-	Servers  []ServerInfo `json:"servers"`
-}
-
-// ServerInfo is a server's state with its traffic.
-type ServerInfo struct {
-	ServerState
-	Associations int     `json:"associations"` // live associations made for this server
-	Packets      uint64  `json:"packets"`      // forwarded since start
-	Bytes        uint64  `json:"bytes"`
-	PPS          float64 `json:"pps"`   // packets per second over the last interval
-	BPS          float64 `json:"bps"`   // bits per second over the last interval
-	Share        float64 `json:"share"` // fraction of its set's packets since start, 0..1
-}
+type (
+	// ServersReply is the body of GET /v1/servers.
+	ServersReply = v1.Servers
+	// ServerInfo is a server's state with its traffic.
+	ServerInfo = v1.ServerStats
+)
 
 func (a *API) servers(w http.ResponseWriter, r *http.Request) {
 	set := r.URL.Query().Get("set")
@@ -256,7 +170,7 @@ func (a *API) serverInfos(set string) ServersReply {
 	states := a.b.Servers()
 	infos := make([]ServerInfo, len(states))
 	for i, st := range states {
-		infos[i].ServerState = st
+		infos[i].Server = st
 	}
 	rep := ServersReply{Servers: []ServerInfo{}}
 	if p := a.plane(); p != nil {
@@ -299,10 +213,8 @@ func findSet(spec *config.Spec, name string) *config.TargetSet {
 	return nil
 }
 
-// AlarmsReply is the body of GET /v1/alarms: active alarms first.
-type AlarmsReply struct {
-	Alarms []Alarm `json:"alarms"`
-}
+// AlarmsReply is the body of GET /v1/alarms.
+type AlarmsReply = v1.Alarms
 
 func (a *API) alarms(w http.ResponseWriter, _ *http.Request) {
 	rep := AlarmsReply{Alarms: a.b.Alarms()}
@@ -313,9 +225,7 @@ func (a *API) alarms(w http.ResponseWriter, _ *http.Request) {
 }
 
 // ReloadReply is the body of a successful POST /v1/reload.
-type ReloadReply struct {
-	Generation uint64 `json:"generation"`
-}
+type ReloadReply = v1.ReloadResult
 
 // reload answers 200 when the file was applied, 422 with every problem when
 // it is invalid (nothing changed), 409 when it changes what only a restart

@@ -1,46 +1,22 @@
 package slowpath
 
 import (
-	"net/netip"
-	"time"
-
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-// ServerState is one server as the slow path sees it: configuration, operator
-// state and health, and the weight new associations currently see.
-type ServerState struct {
-	Set             string     `json:"set"`
-	Name            string     `json:"name"`
-	Address         netip.Addr `json:"address"`
-	Weight          int        `json:"weight"`           // configured
-	EffectiveWeight uint32     `json:"effective_weight"` // after drain, health and balance
-	Drained         bool       `json:"drained"`
-	Healthy         bool       `json:"healthy"`
-	Resolved        bool       `json:"resolved"` // MAC known on every interface
-}
-
-// Alarm is a connection-balance alarm of a target set (the IPFE's "out of
-// balance"): raised when servers' shares of traffic deviate from their weight
-// shares for a sustained period, cleared with hysteresis.
-type Alarm struct {
-	ID        string        `json:"id"`
-	Set       string        `json:"set"`
-	Active    bool          `json:"active"`
-	Raised    time.Time     `json:"raised"`
-	Cleared   time.Time     `json:"cleared,omitzero"`
-	Deviation float64       `json:"deviation"` // largest |share - weight share| when last evaluated
-	Servers   []AlarmServer `json:"servers"`
-}
-
-// AlarmServer is one server's shares when an alarm was evaluated.
-type AlarmServer struct {
-	Name        string  `json:"name"`
-	Address     string  `json:"address"`
-	WeightShare float64 `json:"weight_share"`
-	PacketShare float64 `json:"packet_share"`
-	AssocShare  float64 `json:"association_share"`
-}
+// The daemon keeps its server states and alarms in the API's types, which
+// package v1 defines so that clients need not import the daemon.
+type (
+	// ServerState is one server as the slow path sees it: configuration,
+	// operator state and health, and the weight new associations
+	// currently see.
+	ServerState = v1.Server
+	// Alarm is a connection-balance alarm of a target set.
+	Alarm = v1.Alarm
+	// AlarmServer is one server's shares when an alarm was evaluated.
+	AlarmServer = v1.AlarmServer
+)
 
 // Spec returns the configuration in force. Callers must not modify it.
 func (d *Daemon) Spec() *config.Spec {

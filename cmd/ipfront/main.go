@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfront/ipfront/cmd/ipfront/internal/ctl"
 	"github.com/ipfront/ipfront/slowpath"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -41,7 +42,7 @@ func main() {
 	case "check":
 		err = check(os.Args[2:], os.Stdout)
 	case "ctl":
-		err = ctl(os.Args[2:], os.Stdout)
+		err = ctl.Run(os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -1,4 +1,7 @@
-package main
+// Package ctl is "ipfront ctl": the command line client of the daemon's
+// control API. It knows the API only through the reply types of package v1,
+// so it builds without the daemon, the data plane or their dependencies.
+package ctl
 
 import (
 	"bytes"
@@ -16,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipfront/ipfront/slowpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 )
 
 const ctlUsage = `usage: ipfront ctl [--api ADDR] [--token T] [-o json] COMMAND [ARGS]
@@ -48,7 +51,7 @@ const DefaultAPI = "127.0.0.1:9180"
 
 // ctlTimeout exceeds the daemon's own bound on reload and drain, so the
 // daemon's answer arrives before ctl gives up.
-const ctlTimeout = slowpath.DefaultOpTimeout + 5*time.Second
+const ctlTimeout = v1.OpTimeout + 5*time.Second
 
 // ctlOpts are ctl's flags.
 type ctlOpts struct {
@@ -59,12 +62,11 @@ type ctlOpts struct {
 	stdout, stderr      io.Writer
 }
 
-func ctl(args []string, stdout io.Writer) error { return runCtl(args, stdout, os.Stderr) }
-
-// runCtl parses the command line, calls the API and prints the reply.
-func runCtl(args []string, stdout, stderr io.Writer) error {
+// Run runs "ipfront ctl args...": it parses the command line, calls the API
+// and prints the reply on stdout, hints and usage on stderr.
+func Run(args []string, stdout, stderr io.Writer) error {
 	o := &ctlOpts{api: os.Getenv("IPFRONT_API"), token: os.Getenv("IPFRONT_TOKEN"), output: "table",
-		stdout: stdout, stderr: stderr, limit: slowpath.DefaultAssocLimit}
+		stdout: stdout, stderr: stderr, limit: v1.DefaultAssocLimit}
 	if o.api == "" {
 		o.api = DefaultAPI
 	}
@@ -108,17 +110,17 @@ func runCtl(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "status":
 		// Served with 503 until the daemon is ready; the body says so.
-		return show(o, c.call(ctx, http.MethodGet, "/v1/status", nil, http.StatusServiceUnavailable), new(slowpath.StatusReply), printStatus)
+		return show(o, c.call(ctx, http.MethodGet, "/v1/status", nil, http.StatusServiceUnavailable), new(v1.Status), printStatus)
 	case "counters":
-		return show(o, c.call(ctx, http.MethodGet, "/v1/counters", nil), new(slowpath.CountersReply), printCounters)
+		return show(o, c.call(ctx, http.MethodGet, "/v1/counters", nil), new(v1.Counters), printCounters)
 	case "sets":
-		return show(o, c.call(ctx, http.MethodGet, "/v1/sets", nil), new(slowpath.SetsReply), printSets)
+		return show(o, c.call(ctx, http.MethodGet, "/v1/sets", nil), new(v1.Sets), printSets)
 	case "servers":
 		q := url.Values{}
 		if len(pos) == 1 {
 			q.Set("set", pos[0])
 		}
-		return show(o, c.call(ctx, http.MethodGet, "/v1/servers", q), new(slowpath.ServersReply), printServers)
+		return show(o, c.call(ctx, http.MethodGet, "/v1/servers", q), new(v1.Servers), printServers)
 	case "assoc":
 		q := url.Values{"limit": {strconv.Itoa(o.limit)}}
 		for k, v := range map[string]string{"set": o.set, "client": o.client, "server": o.server, "cursor": o.cursor} {
@@ -126,20 +128,20 @@ func runCtl(args []string, stdout, stderr io.Writer) error {
 				q.Set(k, v)
 			}
 		}
-		return show(o, c.call(ctx, http.MethodGet, "/v1/associations", q), new(slowpath.AssociationsReply),
-			func(w io.Writer, r *slowpath.AssociationsReply) {
+		return show(o, c.call(ctx, http.MethodGet, "/v1/associations", q), new(v1.Associations),
+			func(w io.Writer, r *v1.Associations) {
 				printAssociations(w, r)
 				if r.NextCursor != "" {
 					fmt.Fprintf(o.stderr, "more associations follow: add --cursor %s\n", r.NextCursor)
 				}
 			})
 	case "alarms":
-		return show(o, c.call(ctx, http.MethodGet, "/v1/alarms", nil), new(slowpath.AlarmsReply), printAlarms)
+		return show(o, c.call(ctx, http.MethodGet, "/v1/alarms", nil), new(v1.Alarms), printAlarms)
 	case "reload":
-		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(slowpath.ReloadReply), printReload)
+		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(v1.ReloadResult), printReload)
 	default: // drain, enable
 		path := "/v1/servers/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1]) + "/" + cmd
-		return show(o, c.call(ctx, http.MethodPost, path, nil), new(slowpath.ServerState), printAdmin)
+		return show(o, c.call(ctx, http.MethodPost, path, nil), new(v1.Server), printAdmin)
 	}
 }
 
@@ -283,7 +285,7 @@ func (c *ctlClient) call(ctx context.Context, method, path string, q url.Values,
 // apiError turns a refusal into an error: the API's message, every problem
 // of a refused configuration on its own line, and a hint where one helps.
 func apiError(addr, method, path string, code int, body []byte) error {
-	var e slowpath.ErrorReply
+	var e v1.Error
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(body))
 		if e.Error == "" {

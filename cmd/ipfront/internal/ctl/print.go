@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ipfront/ipfront/slowpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 )
 
 // Human output: aligned columns in the manner of "ipvsadm -L -n --stats
@@ -81,7 +81,7 @@ func orDash(s string) string {
 	return s
 }
 
-func printStatus(w io.Writer, r *slowpath.StatusReply) {
+func printStatus(w io.Writer, r *v1.Status) {
 	fmt.Fprintf(w, "ready: %s  generation: %d\n", yesNo(r.Ready), r.Generation)
 	if len(r.Interfaces) > 0 {
 		fmt.Fprintln(w)
@@ -108,7 +108,7 @@ func printStatus(w io.Writer, r *slowpath.StatusReply) {
 	}
 }
 
-func printCounters(w io.Writer, r *slowpath.CountersReply) {
+func printCounters(w io.Writer, r *v1.Counters) {
 	tw := table(w)
 	row(tw, "WORKER", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPPED", "ASSOC", "CREATED", "RESELECTED", "EXPIRED", "STATELESS")
 	for _, k := range r.Workers {
@@ -140,7 +140,7 @@ func printCounters(w io.Writer, r *slowpath.CountersReply) {
 	tw.Flush()
 }
 
-func printSets(w io.Writer, r *slowpath.SetsReply) {
+func printSets(w io.Writer, r *v1.Sets) {
 	tw := table(w)
 	row(tw, "SET", "VIP", "PROTOCOLS", "PORTS", "METHOD", "FORWARDING", "DELETE-AGE", "SERVERS", "ASSOC")
 	for _, s := range r.Sets {
@@ -152,7 +152,7 @@ func printSets(w io.Writer, r *slowpath.SetsReply) {
 
 // serverState names what keeps a server from taking new associations, or
 // "up".
-func serverState(s *slowpath.ServerState) string {
+func serverState(s *v1.Server) string {
 	var st []string
 	if s.Drained {
 		st = append(st, "drained")
@@ -169,18 +169,18 @@ func serverState(s *slowpath.ServerState) string {
 	return strings.Join(st, ",")
 }
 
-func printServers(w io.Writer, r *slowpath.ServersReply) {
+func printServers(w io.Writer, r *v1.Servers) {
 	tw := table(w)
 	row(tw, "SET", "SERVER", "ADDRESS", "WEIGHT", "EFF", "STATE", "ASSOC", "PPS", "BPS", "PKTS", "BYTES", "SHARE")
 	for i := range r.Servers {
 		s := &r.Servers[i]
-		row(tw, s.Set, s.Name, s.Address, s.Weight, s.EffectiveWeight, serverState(&s.ServerState), num(uint64(s.Associations)),
+		row(tw, s.Set, s.Name, s.Address, s.Weight, s.EffectiveWeight, serverState(&s.Server), num(uint64(s.Associations)),
 			rate(s.PPS), rate(s.BPS), num(s.Packets), num(s.Bytes), pct(s.Share))
 	}
 	tw.Flush()
 }
 
-func printAssociations(w io.Writer, r *slowpath.AssociationsReply) {
+func printAssociations(w io.Writer, r *v1.Associations) {
 	tw := table(w)
 	row(tw, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER")
 	for _, a := range r.Associations {
@@ -190,7 +190,7 @@ func printAssociations(w io.Writer, r *slowpath.AssociationsReply) {
 	tw.Flush()
 }
 
-func printAlarms(w io.Writer, r *slowpath.AlarmsReply) {
+func printAlarms(w io.Writer, r *v1.Alarms) {
 	if len(r.Alarms) == 0 {
 		fmt.Fprintln(w, "no alarms")
 		return
@@ -222,11 +222,11 @@ func printAlarms(w io.Writer, r *slowpath.AlarmsReply) {
 	tw.Flush()
 }
 
-func printReload(w io.Writer, r *slowpath.ReloadReply) {
+func printReload(w io.Writer, r *v1.ReloadResult) {
 	fmt.Fprintf(w, "reloaded: tables generation %d\n", r.Generation)
 }
 
-func printAdmin(w io.Writer, s *slowpath.ServerState) {
+func printAdmin(w io.Writer, s *v1.Server) {
 	verb := "enabled"
 	if s.Drained {
 		verb = "drained"

@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/packet"
 	"github.com/ipfront/ipfront/slowpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/apitest"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -81,7 +82,7 @@ func newDaemon(t *testing.T, cfg config.API) *daemon {
 func (d *daemon) run(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runCtl(append([]string{"--api", d.api}, args...), &out, &errOut)
+	err := Run(append([]string{"--api", d.api}, args...), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -130,7 +131,7 @@ func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"),
 
 func TestCtlServers(t *testing.T) {
 	d := newDaemon(t, config.API{})
-	d.b.UpdateServer("dns", dns1, func(s *slowpath.ServerState) { s.Healthy, s.EffectiveWeight = false, 0 })
+	d.b.UpdateServer("dns", dns1, func(s *v1.Server) { s.Healthy, s.EffectiveWeight = false, 0 })
 	out := d.mustRun(t, "servers")
 	rows := checkTable(t, lines(out), "SET", "SERVER", "ADDRESS", "WEIGHT", "EFF", "STATE", "ASSOC", "PPS", "BPS", "PKTS", "BYTES", "SHARE")
 	want := [][]string{
@@ -206,8 +207,8 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 		t.Errorf("alarms = %q", out)
 	}
 	raised := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	d.b.SetAlarms([]slowpath.Alarm{{ID: "web-1", Set: "web", Active: true, Raised: raised, Deviation: 0.125,
-		Servers: []slowpath.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}}})
+	d.b.SetAlarms([]v1.Alarm{{ID: "web-1", Set: "web", Active: true, Raised: raised, Deviation: 0.125,
+		Servers: []v1.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}}})
 	out = d.mustRun(t, "alarms")
 	parts := strings.SplitN(out, "\n\n", 2)
 	rows = checkTable(t, lines(parts[0]), "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION")
@@ -230,13 +231,13 @@ func TestCtlJSONRoundTrip(t *testing.T) {
 		path string
 		v    func() any
 	}{
-		{[]string{"-o", "json", "servers"}, "/v1/servers", func() any { return new(slowpath.ServersReply) }},
-		{[]string{"servers", "web", "-o", "json"}, "/v1/servers?set=web", func() any { return new(slowpath.ServersReply) }},
-		{[]string{"-o", "json", "status"}, "/v1/status", func() any { return new(slowpath.StatusReply) }},
-		{[]string{"-o", "json", "sets"}, "/v1/sets", func() any { return new(slowpath.SetsReply) }},
-		{[]string{"-o", "json", "counters"}, "/v1/counters", func() any { return new(slowpath.CountersReply) }},
-		{[]string{"assoc", "--limit", "1000", "-o", "json"}, "/v1/associations?limit=1000", func() any { return new(slowpath.AssociationsReply) }},
-		{[]string{"-o", "json", "alarms"}, "/v1/alarms", func() any { return new(slowpath.AlarmsReply) }},
+		{[]string{"-o", "json", "servers"}, "/v1/servers", func() any { return new(v1.Servers) }},
+		{[]string{"servers", "web", "-o", "json"}, "/v1/servers?set=web", func() any { return new(v1.Servers) }},
+		{[]string{"-o", "json", "status"}, "/v1/status", func() any { return new(v1.Status) }},
+		{[]string{"-o", "json", "sets"}, "/v1/sets", func() any { return new(v1.Sets) }},
+		{[]string{"-o", "json", "counters"}, "/v1/counters", func() any { return new(v1.Counters) }},
+		{[]string{"assoc", "--limit", "1000", "-o", "json"}, "/v1/associations?limit=1000", func() any { return new(v1.Associations) }},
+		{[]string{"-o", "json", "alarms"}, "/v1/alarms", func() any { return new(v1.Alarms) }},
 	} {
 		out := d.mustRun(t, tc.args...)
 		got, want := tc.v(), tc.v()
@@ -256,7 +257,7 @@ func TestCtlJSONRoundTrip(t *testing.T) {
 			t.Errorf("ctl %v decoded = %+v\nGET %s = %+v", tc.args, got, tc.path, want)
 		}
 	}
-	var sr slowpath.ServersReply
+	var sr v1.Servers
 	if err := json.Unmarshal([]byte(d.mustRun(t, "-o", "json", "servers", "dns")), &sr); err != nil || len(sr.Servers) != 1 ||
 		sr.Servers[0].Packets != 500 || sr.Servers[0].Associations != 2 || sr.Servers[0].Share != 1 {
 		t.Errorf("servers dns json = %+v, %v", sr, err)
@@ -284,7 +285,7 @@ func TestCtlReload(t *testing.T) {
 			}
 		}
 		if format == "json" {
-			var e slowpath.ErrorReply
+			var e v1.Error
 			if json.Unmarshal([]byte(out), &e) != nil || len(e.Errors) != 2 {
 				t.Errorf("-o json: printed %q, want the API's error reply", out)
 			}
@@ -339,25 +340,25 @@ func TestCtlConnectErrorNamesAddress(t *testing.T) {
 	srv.Close() // nothing listens there now
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	for _, api := range []string{addr, "unix:" + sock} {
-		err := runCtl([]string{"--api", api, "status"}, &bytes.Buffer{}, &bytes.Buffer{})
+		err := Run([]string{"--api", api, "status"}, &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "cannot reach the ipfront API at "+api) {
 			t.Errorf("--api %s: err = %v", api, err)
 		}
 	}
 	t.Setenv("IPFRONT_API", addr)
-	if err := runCtl([]string{"sets"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), addr) {
+	if err := Run([]string{"sets"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("$IPFRONT_API: err = %v", err)
 	}
 }
 
 func TestCtlUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"bogus"}, {"status", "extra"}, {"-o", "yaml", "status"}, {"--api", "nohostport", "status"}} {
-		if err := runCtl(args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		if err := Run(args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("ipfront ctl %q succeeded", args)
 		}
 	}
 	var out bytes.Buffer
-	if err := runCtl([]string{"help"}, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "drain SET SERVER") {
+	if err := Run([]string{"help"}, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "drain SET SERVER") {
 		t.Errorf("ctl help = %v\n%s", err, out.String())
 	}
 }
