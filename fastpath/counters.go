@@ -15,13 +15,14 @@ const (
 	DropNeighborUnresolved                                    // the chosen server's MAC is not known yet
 	DropTxRingFull                                            // the TX ring had no room
 	DropKernelRx                                              // dropped by the kernel before the RX ring: frame bigger than a UMEM frame, ring full
+	DropNoForwarding                                          // the set's forwarding strategy is not one this build knows
 	NumReasons
 )
 
 // Reason is a drop reason: a packet.Reason or one of the Drop* constants.
 type Reason uint8
 
-var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped"}
+var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -47,6 +48,9 @@ type Counters struct {
 	Expired            uint64 // associations that went stale (swept or found stale)
 	Stateless          uint64 // flows forwarded without an association: table full
 	ICMPForwarded      uint64 // ICMP errors sent to the server of the flow they quote
+	// Forwarded counts frames each forwarding strategy sent, by strategy
+	// (FwdDSR, ...).
+	Forwarded [NumForwardings]uint64
 	// Server packets and bytes, indexed by set id * MaxServers + slot.
 	ServerPackets, ServerBytes [MaxSets * MaxServers]uint64
 	// ServerAssociations is the number of live associations per server
@@ -55,11 +59,18 @@ type Counters struct {
 	ServerAssociations [MaxSets * MaxServers]int64
 }
 
+// numScalars is the number of fields scalars returns.
+const numScalars = 9 + int(NumForwardings)
+
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
-func (c *Counters) scalars() [9]*uint64 {
-	return [9]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
+func (c *Counters) scalars() [numScalars]*uint64 {
+	out := [numScalars]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded}
+	for f := range c.Forwarded {
+		out[9+f] = &c.Forwarded[f]
+	}
+	return out
 }
 
 // sharedCounters is the published copy: written only by the owning worker,

@@ -18,6 +18,11 @@ type Action uint8
 const (
 	Drop     Action = iota // return the frame to the free pool
 	Transmit               // send the rewritten frame out of the interface it came in on
+	// Punt hands a copy of the frame to the slow path through the worker's
+	// punt ring (a helper that must see or rewrite the payload); the frame
+	// itself goes back to the free pool. The slow path may send it on
+	// through the inject ring.
+	Punt
 )
 
 // Engine is the per-packet logic of one worker, apart from any I/O: parse,
@@ -48,7 +53,15 @@ type Engine struct {
 	hashes  [MaxBatch]uint64
 	sink    uint64 // keeps the prefetching loads alive
 
-	onExpire func(set uint16, server uint8) // made once: Sweep's callback
+	onExpire func(kind assoc.Kind, set uint16, server uint8) // made once: Sweep's callback
+
+	// noPunt is set while the engine processes a frame the slow path
+	// injected: it has been through the slow path already and is forwarded
+	// whatever its set's helper would say.
+	noPunt bool
+
+	// batches counts MaybePublish calls since the last publication.
+	batches int
 
 	// Last VIP lookup: consecutive packets mostly go to the same VIP and
 	// port, so one comparison usually replaces the VIP index probe.
@@ -64,7 +77,11 @@ type Engine struct {
 // per-interface MACs of Server) with source MAC srcMAC.
 func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 	e := &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxSets*MaxServers), epoch: 1}
-	e.onExpire = func(set uint16, server uint8) { e.countAssoc(set, server, -1) }
+	e.onExpire = func(kind assoc.Kind, set uint16, server uint8) {
+		if kind == assoc.KindFlow {
+			e.countAssoc(set, server, -1)
+		}
+	}
 	return e
 }
 
@@ -150,6 +167,14 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 			sink += e.shard.Prefetch(e.hashes[i])
 		}
 	}
+	// Then the next line of every home line that is full, where a probe
+	// chain may continue: by now the home lines have arrived, and these
+	// misses overlap too instead of stalling inside Find one by one.
+	for i := 0; i < n; i++ {
+		if e.sets[i] != nil {
+			sink += e.shard.PrefetchNext(e.hashes[i])
+		}
+	}
 	e.sink += sink
 	for i := 0; i < n; i++ {
 		acts[i] = e.forward(frames[i], i, now)
@@ -190,14 +215,17 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 		e.local.Drops[DropNoServer]++
 		return Drop
 	}
-	srv := &ts.Servers[slot]
-	if !srv.HasMAC[e.iface] {
-		e.local.Drops[DropNeighborUnresolved]++
+	var act Action
+	switch ts.Forwarding {
+	case FwdDSR:
+		act = e.forwardDSR(frame, ts, slot)
+	default:
+		e.local.Drops[DropNoForwarding]++
 		return Drop
 	}
-	eth := packet.Ethernet(frame)
-	eth.SetDst(srv.MAC[e.iface])
-	eth.SetSrc(e.srcMAC)
+	if act != Transmit {
+		return act
+	}
 	j := uint16(ts.ID)*MaxServers + uint16(slot)
 	e.local.ServerPackets[j]++
 	e.local.ServerBytes[j] += uint64(len(frame))
@@ -208,17 +236,23 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 	return Transmit
 }
 
+// usable reports whether an association's server (meta's slot and
+// generation) still holds it: present, the same server, not being left.
+func usable(ts *TargetSet, m assoc.Meta) bool {
+	srv := &ts.Servers[m.Server()&(MaxServers-1)]
+	return srv.Present && srv.Gen == m.Gen() && !srv.Reselect
+}
+
 // quotedServer picks the server for an ICMP error about one of our flows:
-// the flow's association if there is one, else the server a new flow would
-// get, which is where a stateless flow went.
+// the flow's association if its server still holds it, else the server a
+// new flow would get, which is where a stateless flow went.
 func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
 	if idx, found := e.shard.Find(&e.keys[i], e.hashes[i]); found {
-		v := e.shard.Value(idx)
-		if srv := &ts.Servers[v.Server&(MaxServers-1)]; srv.Present && srv.Gen == v.Gen && !srv.Reselect {
-			return v.Server
+		if m := e.shard.Meta(idx); usable(ts, m) {
+			return m.Server()
 		}
 	}
-	return ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	return hashSlot(ts, f)
 }
 
 // associate returns the server slot of the flow, creating or re-selecting its
@@ -227,34 +261,42 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	k, h := &e.keys[i], e.hashes[i]
 	idx, found := e.shard.Find(k, h)
 	if found {
-		v := e.shard.Value(idx)
-		if e.stillValid(ts, f, v, now) {
+		m := e.shard.Meta(idx)
+		if e.stillValid(ts, f, m, now) {
 			fl := teardownFlags(f)
+			if f.Proto == packet.ProtoSCTP && m.Flags()&assoc.FlagTagLearned == 0 && learnableTag(f) {
+				v := e.shard.Value(idx)
+				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|fl|assoc.FlagTagLearned, now
+				e.shard.Put(idx, k, v)
+				return m.Server()
+			}
 			if fl != 0 {
 				e.shard.Mark(idx, fl)
 			}
-			if f.Proto == packet.ProtoSCTP && v.Flags&assoc.FlagTagLearned == 0 && learnableTag(f) {
-				// v predates Mark: keep this packet's flags (an ABORT or
-				// SHUTDOWN carrying the tag) when Put rewrites them.
-				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|fl|assoc.FlagTagLearned, now
-				e.shard.Put(idx, k, v)
-			} else {
-				e.shard.Touch(idx, now)
-			}
-			return v.Server
+			e.shard.Touch(idx, now)
+			return m.Server()
 		}
 		e.local.Reselected++
-		e.countAssoc(ts.ID, v.Server, -1)
+		e.countAssoc(ts.ID, m.Server(), -1)
 	}
 	// A flow without an association (idx < 0) must land where its next
-	// packet will: only the hash is stateless.
+	// packet will: only the hash is stateless. So must a connection whose
+	// first packet here is not its opening one (it predates a restart, or
+	// was forwarded statelessly while the table had no room): the hash is
+	// where it went before. An association being re-selected (its server
+	// failed or left) has to move anyway and goes by the set's method.
 	var slot uint8
-	if ts.Method == MethodHash || idx < 0 {
-		slot = ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	if ts.Method == MethodHash || idx < 0 || !found && !opening(f) {
+		slot = hashSlot(ts, f)
 	} else {
 		slot = e.selectServer(ts, f, i)
 	}
 	if slot >= MaxServers {
+		if found {
+			// Its server is gone and no other can take it: forget it, so
+			// the gauge, already decremented, is not decremented again.
+			e.shard.Delete(idx)
+		}
 		return maglev.NoBackend
 	}
 	if idx < 0 {
@@ -269,6 +311,18 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	e.local.NewAssociations++
 	e.countAssoc(ts.ID, slot, 1)
 	return slot
+}
+
+// opening reports whether f can be the first packet of its connection: a TCP
+// SYN without ACK, an SCTP INIT, any UDP datagram.
+func opening(f *packet.Flow) bool {
+	switch f.Proto {
+	case packet.ProtoTCP:
+		return f.TCPFlags&(packet.TCPFlagSYN|packet.TCPFlagACK) == packet.TCPFlagSYN
+	case packet.ProtoSCTP:
+		return f.SCTPChunk == packet.SCTPChunkInit
+	}
+	return true
 }
 
 // countAssoc moves a server's association gauge and marks it for Publish.
@@ -290,21 +344,20 @@ func (e *Engine) markDirty(j uint16) {
 // past the delete age; a TCP SYN after the client's FIN or RST; an SCTP INIT
 // after SHUTDOWN/ABORT or once the association's tag is known (INIT only
 // starts an association); or its server is gone or must be left.
-func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, v assoc.Value, now uint32) bool {
-	srv := &ts.Servers[v.Server&(MaxServers-1)]
-	if !srv.Present || srv.Gen != v.Gen || srv.Reselect {
+func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, m assoc.Meta, now uint32) bool {
+	if !usable(ts, m) {
 		return false
 	}
-	if assoc.Age(now, v.LastSeen) > ts.DeleteAge {
+	if assoc.Age(now, m.LastSeen()) > ts.DeleteAge {
 		e.local.Expired++
 		return false
 	}
 	switch f.Proto {
 	case packet.ProtoTCP:
 		syn := f.TCPFlags&(packet.TCPFlagSYN|packet.TCPFlagACK) == packet.TCPFlagSYN
-		return !(syn && v.Flags&(assoc.FlagFIN|assoc.FlagRST) != 0)
+		return !(syn && m.Flags()&(assoc.FlagFIN|assoc.FlagRST) != 0)
 	case packet.ProtoSCTP:
-		return !(f.SCTPChunk == packet.SCTPChunkInit && v.Flags&(assoc.FlagShutdown|assoc.FlagTagLearned) != 0)
+		return !(f.SCTPChunk == packet.SCTPChunkInit && m.Flags()&(assoc.FlagShutdown|assoc.FlagTagLearned) != 0)
 	}
 	return true
 }
@@ -342,7 +395,7 @@ func (e *Engine) Sweep(budget int, now uint32) {
 	if e.tables == nil {
 		return
 	}
-	e.local.Expired += uint64(e.shard.Sweep(budget, now, e.tables.ages, e.onExpire))
+	e.local.Expired += uint64(e.shard.Sweep(budget, now, &e.tables.ages, e.onExpire))
 }
 
 // countTx records frames the TX ring accepted and drops it refused.
@@ -355,9 +408,23 @@ func (e *Engine) countTx(sent, bytes, refused uint64) {
 // drop counts a frame dropped outside Process.
 func (e *Engine) drop(r Reason) { e.local.Drops[r]++ }
 
+// publishEvery is how many busy batches MaybePublish lets pass between
+// publications: counters readers see are at most this many batches old (well
+// under a millisecond under load), and the copy costs a fraction per packet.
+const publishEvery = 8
+
+// MaybePublish publishes every publishEvery-th call. Workers call it after
+// each batch they forward, and Publish when idle.
+func (e *Engine) MaybePublish() {
+	if e.batches++; e.batches >= publishEvery {
+		e.Publish()
+	}
+}
+
 // Publish makes the counters of everything processed so far visible to
-// Snapshot. Workers call it once per batch.
+// Snapshot.
 func (e *Engine) Publish() {
+	e.batches = 0
 	e.shared.publish(&e.local, &e.last, e.dirty)
 	e.dirty = e.dirty[:0]
 	if e.epoch++; e.epoch == 0 {

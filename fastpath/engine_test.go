@@ -678,6 +678,7 @@ func TestPublish(t *testing.T) {
 	var zero, got Counters
 	want := Counters{RxPackets: 12, RxBytes: bytesIn, NewAssociations: 10}
 	want.Drops[packet.ICMPNotError] = 2
+	want.Forwarded[FwdDSR] = 10
 	servers := func(c *Counters) (p, b uint64) {
 		for j := range c.ServerPackets {
 			p, b = p+c.ServerPackets[j], b+c.ServerBytes[j]
@@ -708,6 +709,7 @@ func TestPublish(t *testing.T) {
 	check("second batch before Publish", &want, 10)
 	e.Publish()
 	want.RxPackets, want.RxBytes, want.Drops[packet.ICMPNotError] = 24, 2*bytesIn, 4
+	want.Forwarded[FwdDSR] = 20
 	check("second batch after Publish", &want, 20)
 }
 

@@ -38,7 +38,7 @@ const (
 // srv describes one server slot for buildTables.
 type srv struct {
 	weight   uint32
-	gen      uint16 // 0 means 1
+	gen      uint32 // 0 means 1
 	absent   bool   // Present false: the slot holds no server (and no Maglev share)
 	reselect bool
 	noMAC    bool   // HasMAC false on every interface
@@ -66,7 +66,7 @@ func weighted(ws ...uint32) []srv {
 
 // serverMAC is the MAC of slot of set, generation gen, on interface iface:
 // every one distinct, and readable back from a rewritten frame.
-func serverMAC(set uint16, slot int, gen uint16, iface int) [6]byte {
+func serverMAC(set uint16, slot int, gen uint32, iface int) [6]byte {
 	return [6]byte{0x02, byte(iface), byte(set), byte(slot), byte(gen >> 8), byte(gen)}
 }
 

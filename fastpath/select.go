@@ -303,7 +303,7 @@ type Associations struct {
 // every slot of every shard (tens of milliseconds for millions of
 // associations), never blocking a worker.
 func CountAssociations(t *Tables, shards []*assoc.Shard) []*Associations {
-	out := make([]*Associations, len(t.ages))
+	out := make([]*Associations, len(t.ages[assoc.KindFlow]))
 	for _, ts := range t.sets {
 		if ts != nil {
 			out[ts.ID] = &Associations{Group: make([][MaxServers]uint32, ts.NumPeerGroups())}
@@ -311,7 +311,7 @@ func CountAssociations(t *Tables, shards []*assoc.Shard) []*Associations {
 	}
 	for _, sh := range shards {
 		sh.Range(func(k assoc.Key, v assoc.Value) bool {
-			if int(k.Set) >= len(out) || out[k.Set] == nil {
+			if k.Kind != assoc.KindFlow || int(k.Set) >= len(out) || out[k.Set] == nil {
 				return true
 			}
 			ts, a := t.sets[k.Set], out[k.Set]

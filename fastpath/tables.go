@@ -48,7 +48,7 @@ type PortRange struct{ First, Last uint16 }
 type Server struct {
 	Name    string
 	Addr    netip.Addr
-	Gen     uint16
+	Gen     uint32 // from the slow path's daemon-wide counter, 1..assoc.MaxGen
 	Weight  uint32
 	Present bool // the slot holds a configured server
 	// Reselect tells workers to move this server's associations on their next
@@ -68,6 +68,9 @@ type TargetSet struct {
 	VIP       [16]byte // IPv4 in IPv4-mapped form
 	Protos    uint8    // ProtoBit* mask
 	Method    uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
+	// Forwarding is how frames reach the chosen server: FwdDSR (L2 direct
+	// server return) today; see forward_dsr.go.
+	Forwarding uint8
 	Ports     []PortRange
 	DeleteAge uint32 // seconds of idleness after which an association is stale
 	Maglev    *maglev.Table
@@ -100,10 +103,10 @@ func (ts *TargetSet) matches(protoBit uint8, port uint16) bool {
 type Tables struct {
 	Generation uint64
 	sets       [MaxSets]*TargetSet
-	// ages is the delete age by set id, for assoc.Shard.Sweep. Ids of
-	// removed sets read 0, so their associations expire after one idle
-	// second.
-	ages     []uint32
+	// ages are the delete ages by record kind and set id, for
+	// assoc.Shard.Sweep. Ids of removed sets read 0, so their associations
+	// expire after one idle second.
+	ages     assoc.Ages
 	vipSlots []vipSlot
 	vipMask  uint64
 }
@@ -126,11 +129,19 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 	byVIP := map[[16]byte][]*TargetSet{}
 	maxID := -1
 	for _, ts := range sets {
-		if int(ts.ID) >= MaxSets || t.sets[ts.ID] != nil {
+		if int(ts.ID) >= MaxSets || int(ts.ID) > assoc.MaxSetID || t.sets[ts.ID] != nil {
 			return nil, fmt.Errorf("%w: target set %q: id %d duplicate or not below %d", ErrBadTables, ts.Name, ts.ID, MaxSets)
 		}
 		if ts.Maglev == nil {
 			return nil, fmt.Errorf("%w: target set %q has no Maglev table", ErrBadTables, ts.Name)
+		}
+		if ts.Forwarding >= NumForwardings {
+			return nil, fmt.Errorf("%w: target set %q: forwarding strategy %d unknown", ErrBadTables, ts.Name, ts.Forwarding)
+		}
+		for _, s := range ts.Servers {
+			if s.Present && (s.Gen == 0 || s.Gen > assoc.MaxGen) {
+				return nil, fmt.Errorf("%w: target set %q: server %s generation %d outside 1..%d", ErrBadTables, ts.Name, s.Addr, s.Gen, assoc.MaxGen)
+			}
 		}
 		if err := ts.prepareSelection(); err != nil {
 			return nil, fmt.Errorf("%w: target set %q: %w", ErrBadTables, ts.Name, err)
@@ -142,10 +153,11 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		maxID = max(maxID, int(ts.ID))
 		byVIP[ts.VIP] = append(byVIP[ts.VIP], ts)
 	}
-	t.ages = make([]uint32, maxID+1)
+	flows := make([]uint32, maxID+1)
 	for _, ts := range sets {
-		t.ages[ts.ID] = ts.DeleteAge
+		flows[ts.ID] = ts.DeleteAge
 	}
+	t.ages[assoc.KindFlow] = flows
 	n := 4
 	for n < 2*len(byVIP) {
 		n *= 2

@@ -192,7 +192,7 @@ type Worker struct {
 func NewPlane(tb testing.TB, spec *config.Spec, shardLimit int, cpus ...int) *Plane {
 	tb.Helper()
 	mac := func(int, netip.Addr) ([6]byte, bool) { return [6]byte{2, 0, 0, 0, 0, 1}, true }
-	t, err := slowpath.Build(spec, slowpath.NewIdentity(), slowpath.Inputs{Interfaces: 1, MACs: mac, Generation: 1})
+	t, _, err := slowpath.Build(spec, slowpath.NewIdentity(), slowpath.Inputs{Interfaces: 1, MACs: mac, Generation: 1})
 	if err != nil {
 		tb.Fatalf("build tables: %v", err)
 	}
@@ -241,7 +241,7 @@ func (p *Plane) Workers() []slowpath.PlaneWorker {
 func (p *Plane) Worker(i int) *Worker { return p.workers[i] }
 
 // Slot returns the set id, slot and slot generation of a server.
-func (p *Plane) Slot(tb testing.TB, set string, addr netip.Addr) (id uint16, slot uint8, gen uint16) {
+func (p *Plane) Slot(tb testing.TB, set string, addr netip.Addr) (id uint16, slot uint8, gen uint32) {
 	tb.Helper()
 	for _, ts := range p.tables.Sets() {
 		if ts.Name != set {
@@ -272,7 +272,7 @@ func (p *Plane) AddServerTraffic(tb testing.TB, w int, set string, addr netip.Ad
 // set on worker w, last seen at clock reading seen. gen is added to the
 // slot's generation: pass 1 to make an association whose server has since
 // left the slot.
-func (p *Plane) Associate(tb testing.TB, w int, client netip.Addr, port uint16, proto uint8, set string, addr netip.Addr, gen uint16, seen uint32) {
+func (p *Plane) Associate(tb testing.TB, w int, client netip.Addr, port uint16, proto uint8, set string, addr netip.Addr, gen uint32, seen uint32) {
 	tb.Helper()
 	id, slot, g := p.Slot(tb, set, addr)
 	k := assoc.Key{Addr: client.As16(), Port: port, Proto: proto, Set: id}
