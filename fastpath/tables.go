@@ -63,18 +63,18 @@ type Server struct {
 // TargetSet is one VIP with its protocols, ports and servers, ready for the
 // fast path. It is immutable once published.
 type TargetSet struct {
-	ID        uint16
-	Name      string
-	VIP       [16]byte // IPv4 in IPv4-mapped form
-	Protos    uint8    // ProtoBit* mask
-	Method    uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
+	ID     uint16
+	Name   string
+	VIP    [16]byte // IPv4 in IPv4-mapped form
+	Protos uint8    // ProtoBit* mask
+	Method uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
 	// Forwarding is how frames reach the chosen server: FwdDSR (L2 direct
 	// server return) today; see forward_dsr.go.
 	Forwarding uint8
-	Ports     []PortRange
-	DeleteAge uint32 // seconds of idleness after which an association is stale
-	Maglev    *maglev.Table
-	Servers   [MaxServers]Server
+	Ports      []PortRange
+	DeleteAge  uint32 // seconds of idleness after which an association is stale
+	Maglev     *maglev.Table
+	Servers    [MaxServers]Server
 	// PeerGroups classifies clients into peer groups for MethodPeerAware:
 	// the first prefix containing the client decides.
 	PeerGroups []PeerPrefix
