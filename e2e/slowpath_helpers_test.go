@@ -48,6 +48,11 @@ type spConfig struct {
 	// (defaults: tcp checks every second; balance alarm enabled).
 	Health  string
 	Balance string
+	// SetKeys are more keys of the [[target_set]] table, one a line
+	// (method, on_server_failure); Tables is TOML appended after the
+	// health and balance tables ([[target_set.peer_group]] tables).
+	SetKeys string
+	Tables  string
 }
 
 // balanceOff disables the balance alarm. Tests that change weights under
@@ -170,6 +175,11 @@ protocols = ["tcp", "udp"]
 ports = [%q]
 delete_age = %q
 `, lab.LBIfname, orDefault(cfg.MaxAssoc, 65536), apiListen, orDefault(cfg.SetName, setName), e.vip, ports, orDefault(cfg.DeleteAge, "30s"))
+	for line := range strings.SplitSeq(strings.TrimSpace(cfg.SetKeys), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			fmt.Fprintf(&b, "%s\n", line)
+		}
+	}
 	for _, s := range cfg.Servers {
 		fmt.Fprintf(&b, `
   [[target_set.server]]
@@ -186,6 +196,7 @@ delete_age = %q
 			}
 		}
 	}
+	b.WriteString(cfg.Tables)
 	e.writeFile(b.String())
 }
 
