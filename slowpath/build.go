@@ -1,8 +1,11 @@
 package slowpath
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"time"
 
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/fastpath/assoc"
@@ -10,28 +13,73 @@ import (
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
-// Identity keeps the numbering that associations depend on stable across
-// reloads: a target set keeps its id as long as its name exists, and a server
-// keeps its slot as long as its address stays in the set. A slot given to a
-// different server gets a new generation, so associations made for the old
-// one are re-selected instead of silently following the slot.
+// Identity is the numbering associations depend on, kept stable across
+// reloads so that an association always means the server it was made for:
 //
-// Identity is owned by the slow path's single control goroutine.
+//   - a target set keeps its id as long as its name exists. A removed set's id
+//     is quarantined for its delete age (plus a second of clock granularity),
+//     after which its associations are stale, and a new set prefers ids no set
+//     ever had: a new set never adopts an old one's associations or counters;
+//   - a server keeps its slot as long as its address stays in the set;
+//   - every slot assignment gets a generation from one daemon-wide counter
+//     (1..maxGen, 0 is never used), so an association naming a slot and a
+//     generation cannot follow the slot to another server, in its own set or
+//     in a set that later gets the same id.
+//
+// When the counter wraps, generations held by present servers are skipped.
+// The residual risk is an association made for a server that left its slot
+// more than maxGen assignments ago, still younger than its delete age, whose
+// set id and slot are given exactly its old generation again: it then
+// follows the slot to the new server. Reaching it takes over a million server
+// changes within one delete age.
+//
+// An Identity is immutable once Build returned it: Build works on a copy and
+// returns the new numbering, which the caller adopts only when the tables
+// built with it were published. A failed build or publication therefore
+// changes nothing.
 type Identity struct {
-	setIDs map[string]uint16
-	slots  map[string]*slotState
-	loads  map[string]*fastpath.LoadCell // least-load snapshots, kept across generations
+	setIDs  map[string]uint16
+	ages    map[string]time.Duration // delete age of each set when last built, for its quarantine
+	everSet [fastpath.MaxSets]bool   // ids ever handed out; new sets prefer the others
+	retired map[uint16]time.Time     // ids of removed sets, quarantined until the time given
+	slots   map[string]slotState
+	loads   map[string]*fastpath.LoadCell // least-load snapshots, kept across generations
+	lastGen uint32                        // last server generation handed out
+	wrapped bool                          // lastGen went past maxGen at least once
 }
 
 type slotState struct {
 	addr [fastpath.MaxServers]netip.Addr // current or last occupant
 	used [fastpath.MaxServers]bool
-	gen  [fastpath.MaxServers]uint16
+	gen  [fastpath.MaxServers]uint32
 }
+
+// maxGen is the largest server generation an association record holds.
+const maxGen = assoc.MaxGen
+
+// quarantineSlack covers the association clock's whole-second granularity:
+// an association is stale one second after its delete age at the latest.
+const quarantineSlack = time.Second
+
+// ErrNumbering reports that no set id or server generation is free.
+var ErrNumbering = errors.New("numbering exhausted")
 
 // NewIdentity returns an empty numbering.
 func NewIdentity() *Identity {
-	return &Identity{setIDs: map[string]uint16{}, slots: map[string]*slotState{}, loads: map[string]*fastpath.LoadCell{}}
+	return &Identity{setIDs: map[string]uint16{}, ages: map[string]time.Duration{}, retired: map[uint16]time.Time{},
+		slots: map[string]slotState{}, loads: map[string]*fastpath.LoadCell{}}
+}
+
+// clone returns a copy Build may change; LoadCells are shared, as they are
+// what workers of both generations read.
+func (id *Identity) clone() *Identity {
+	c := *id
+	c.setIDs = maps.Clone(id.setIDs)
+	c.ages = maps.Clone(id.ages)
+	c.retired = maps.Clone(id.retired)
+	c.slots = maps.Clone(id.slots)
+	c.loads = maps.Clone(id.loads)
+	return &c
 }
 
 // MACFunc answers the resolved link-layer address of a server as seen from
@@ -50,38 +98,51 @@ type Inputs struct {
 	MACs       MACFunc    // resolved server MACs
 	Policy     PolicyFunc // run-time adjustments; nil for none
 	Generation uint64
+	Now        time.Time // when the tables are published: starts the quarantine of removed sets' ids
 }
 
-// Build turns a validated spec into one generation of fast-path tables,
-// numbering sets and servers through id. It is a pure function of its
-// inputs apart from id's bookkeeping.
-func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, error) {
+// Build turns a validated spec into one generation of fast-path tables and
+// the numbering they use. It changes neither spec nor id: the caller adopts
+// the returned Identity once the tables are published, and keeps id if
+// anything fails.
+func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, *Identity, error) {
 	if len(spec.TargetSets) > fastpath.MaxSets {
-		return nil, fmt.Errorf("%d target sets; at most %d are supported", len(spec.TargetSets), fastpath.MaxSets)
+		return nil, nil, fmt.Errorf("%d target sets; at most %d are supported", len(spec.TargetSets), fastpath.MaxSets)
 	}
-	id.assignSetIDs(spec)
+	next := id.clone()
+	if err := next.assignSetIDs(spec, in.Now); err != nil {
+		return nil, nil, err
+	}
 	sets := make([]*fastpath.TargetSet, 0, len(spec.TargetSets))
 	for i := range spec.TargetSets {
 		cs := &spec.TargetSets[i]
-		ts, err := id.buildSet(cs, in)
+		ts, err := next.buildSet(cs, in)
 		if err != nil {
-			return nil, fmt.Errorf("target set %q: %w", cs.Name, err)
+			return nil, nil, fmt.Errorf("target set %q: %w", cs.Name, err)
 		}
 		sets = append(sets, ts)
 	}
-	return fastpath.NewTables(in.Generation, sets)
+	t, err := fastpath.NewTables(in.Generation, sets)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, next, nil
 }
 
-// assignSetIDs keeps ids of surviving names and gives new names the lowest
-// free ids, so removing a set never renumbers the others.
-func (id *Identity) assignSetIDs(spec *config.Spec) {
+// assignSetIDs keeps the ids of surviving names, quarantines the ids of
+// removed ones and gives new names ids, so removing a set never renumbers
+// the others and never hands its id to a newcomer while its associations
+// may live.
+func (id *Identity) assignSetIDs(spec *config.Spec, now time.Time) error {
 	keep := map[string]bool{}
 	for _, ts := range spec.TargetSets {
 		keep[ts.Name] = true
 	}
-	for name := range id.setIDs {
+	for name, v := range id.setIDs {
 		if !keep[name] {
+			id.retired[v] = now.Add(id.ages[name] + quarantineSlack)
 			delete(id.setIDs, name)
+			delete(id.ages, name)
 			delete(id.slots, name)
 			delete(id.loads, name)
 		}
@@ -90,17 +151,76 @@ func (id *Identity) assignSetIDs(spec *config.Spec) {
 	for _, v := range id.setIDs {
 		taken[v] = true
 	}
-	next := uint16(0)
 	for _, ts := range spec.TargetSets {
-		if _, ok := id.setIDs[ts.Name]; ok {
+		if _, ok := id.setIDs[ts.Name]; !ok {
+			v, err := id.freeSetID(taken, now)
+			if err != nil {
+				return fmt.Errorf("target set %q: %w", ts.Name, err)
+			}
+			id.setIDs[ts.Name], id.everSet[v], taken[v] = v, true, true
+			delete(id.retired, v)
+		}
+		id.ages[ts.Name] = ts.DeleteAge
+	}
+	return nil
+}
+
+// freeSetID returns the lowest id no set ever had or, when every id has
+// been used, the one whose quarantine ended first.
+func (id *Identity) freeSetID(taken map[uint16]bool, now time.Time) (uint16, error) {
+	for v := range fastpath.MaxSets {
+		if !id.everSet[v] && !taken[uint16(v)] {
+			return uint16(v), nil
+		}
+	}
+	best, found := uint16(0), false
+	for v := range fastpath.MaxSets {
+		until, retired := id.retired[uint16(v)]
+		if taken[uint16(v)] || (retired && now.Before(until)) {
 			continue
 		}
-		for taken[next] {
-			next++
+		if !found || (retired && until.Before(id.retired[best])) {
+			best, found = uint16(v), true
 		}
-		id.setIDs[ts.Name] = next
-		taken[next] = true
 	}
+	if !found {
+		return 0, fmt.Errorf("every target set id is in use or quarantined for a removed set's delete age: %w", ErrNumbering)
+	}
+	return best, nil
+}
+
+// nextGen draws the next server generation from the daemon-wide counter,
+// skipping, once it wrapped, those that present servers hold.
+func (id *Identity) nextGen() (uint32, error) {
+	var inUse map[uint32]bool
+	for range maxGen {
+		id.lastGen++
+		if id.lastGen > maxGen {
+			id.lastGen, id.wrapped = 1, true
+		}
+		if !id.wrapped {
+			return id.lastGen, nil
+		}
+		if inUse == nil {
+			inUse = id.gensInUse()
+		}
+		if !inUse[id.lastGen] {
+			return id.lastGen, nil
+		}
+	}
+	return 0, fmt.Errorf("every server generation is in use: %w", ErrNumbering)
+}
+
+func (id *Identity) gensInUse() map[uint32]bool {
+	out := map[uint32]bool{}
+	for _, st := range id.slots {
+		for s := range st.used {
+			if st.used[s] {
+				out[st.gen[s]] = true
+			}
+		}
+	}
+	return out
 }
 
 func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetSet, error) {
@@ -129,11 +249,11 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		ts.Load = id.loads[cs.Name]
 	}
 	st := id.slots[cs.Name]
-	if st == nil {
-		st = &slotState{}
-		id.slots[cs.Name] = st
+	slotOf, err := id.place(&st, cs.Servers)
+	if err != nil {
+		return nil, err
 	}
-	slotOf := st.place(cs.Servers)
+	id.slots[cs.Name] = st
 	backends := make([]maglev.Backend, fastpath.MaxServers)
 	for i := range backends {
 		backends[i].Key = fmt.Sprintf("slot-%d", i) // unused slots: weight 0
@@ -169,9 +289,10 @@ var methods = map[string]uint8{
 // set or an unknown name.
 func (id *Identity) LoadCell(set string) *fastpath.LoadCell { return id.loads[set] }
 
-// place gives every server a slot: its old one if its address had one, else
-// a free slot whose generation is bumped. It returns the slot of each server.
-func (st *slotState) place(servers []config.Server) []int {
+// place gives every server a slot of st: its old one if its address had
+// one, else a free slot with a new generation. It returns the slot of each
+// server.
+func (id *Identity) place(st *slotState, servers []config.Server) ([]int, error) {
 	slotOf := make([]int, len(servers))
 	var keep [fastpath.MaxServers]bool
 	for i, srv := range servers {
@@ -189,12 +310,15 @@ func (st *slotState) place(servers []config.Server) []int {
 		}
 		for s := range st.used {
 			if !st.used[s] {
-				st.used[s], st.addr[s] = true, srv.Address
-				st.gen[s]++
+				g, err := id.nextGen()
+				if err != nil {
+					return nil, err
+				}
+				st.used[s], st.addr[s], st.gen[s] = true, srv.Address, g
 				slotOf[i] = s
 				break
 			}
 		}
 	}
-	return slotOf
+	return slotOf, nil
 }

@@ -1,8 +1,12 @@
 package slowpath
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/slowpath/config"
@@ -68,7 +72,7 @@ func TestBuildTranslatesSpec(t *testing.T) {
 	macs := func(iface int, a netip.Addr) ([6]byte, bool) {
 		return mac, iface == 0 && a == netip.MustParseAddr("198.51.100.11")
 	}
-	tb, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: macs, Generation: 7})
+	tb, _, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: macs, Generation: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +108,7 @@ func TestBuildTranslatesSpec(t *testing.T) {
 
 func TestBuildKeepsIdentityAcrossReloads(t *testing.T) {
 	id := NewIdentity()
-	first, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 1})
+	first, id1, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +139,7 @@ ports = ["80"]
   address = "198.51.100.12"
   weight = 5
 `
-	second, err := Build(parseSpec(t, reloaded), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2})
+	second, _, err := Build(parseSpec(t, reloaded), id1, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +158,219 @@ ports = ["80"]
 	}
 	if web2.Maglev.Counts()[slot12] == 0 || web2.Maglev.Counts()[slot13] == 0 {
 		t.Fatal("Maglev table lost a server")
+	}
+}
+
+// gens returns the generation of every present server of every set, by
+// set name and address.
+func gens(tb *fastpath.Tables) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, ts := range tb.Sets() {
+		for _, s := range ts.Servers {
+			if s.Present {
+				out[ts.Name+"/"+s.Addr.String()] = s.Gen
+			}
+		}
+	}
+	return out
+}
+
+// Issue 7 (a): a build that fails after renumbering a set's slots leaves
+// the numbering as it was, so the next successful build gives every server
+// back its slot and generation and no old association follows a slot to
+// another server.
+func TestBuildFailureChangesNoNumbering(t *testing.T) {
+	id := NewIdentity()
+	first, id1, err := Build(parseSpec(t, twoSets), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "web" loses .11 and gains .13 (a renumbering), then "diameter" fails
+	// to build: its Maglev table size is not prime.
+	broken := parseSpec(t, `
+[dataplane]
+interfaces = ["eth1"]
+[[target_set]]
+name = "web"
+address = "192.0.2.10"
+ports = ["80"]
+  [[target_set.server]]
+  address = "198.51.100.13"
+  [[target_set.server]]
+  address = "198.51.100.12"
+[[target_set]]
+name = "diameter"
+address = "2001:db8::10"
+ports = ["3868"]
+  [[target_set.server]]
+  address = "2001:db8::11"
+[[target_set]]
+name = "new"
+address = "192.0.2.20"
+ports = ["80"]
+  [[target_set.server]]
+  address = "198.51.100.21"
+`)
+	broken.TargetSets[1].TableSize = 1000
+	if _, next, err := Build(broken, id1, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2}); err == nil || next != nil {
+		t.Fatalf("Build(non-prime table size) = %v, %v; want an error and no numbering", next, err)
+	}
+	again, _, err := Build(parseSpec(t, twoSets), id1, Inputs{Interfaces: 1, MACs: noMACs, Generation: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web", "diameter"} {
+		before, after := setByName(t, first, name), setByName(t, again, name)
+		if before.ID != after.ID {
+			t.Errorf("set %q id = %d after a failed build, want %d", name, after.ID, before.ID)
+		}
+		for i := range before.Servers {
+			b, a := before.Servers[i], after.Servers[i]
+			if b.Present != a.Present || b.Addr != a.Addr || b.Gen != a.Gen {
+				t.Errorf("set %q slot %d = %v gen %d after a failed build, want %v gen %d", name, i, a.Addr, a.Gen, b.Addr, b.Gen)
+			}
+		}
+	}
+	// The numbering Build was given is never changed, even by a success.
+	if len(id.setIDs) != 0 || id.lastGen != 0 {
+		t.Fatalf("Build changed the Identity it was given: %d set ids, last generation %d", len(id.setIDs), id.lastGen)
+	}
+}
+
+// Issue 7 (b): a set removed and another added in one reload do not share
+// an id, and no server generation is ever handed out twice, so the new set
+// adopts neither the old one's associations nor its counters.
+func TestBuildRemovedSetIDQuarantined(t *testing.T) {
+	one := func(name, vip, server string) string {
+		return `
+[dataplane]
+interfaces = ["eth1"]
+[[target_set]]
+name = "` + name + `"
+address = "` + vip + `"
+ports = ["80"]
+delete_age = "30s"
+  [[target_set.server]]
+  address = "` + server + `"
+`
+	}
+	t0 := time.Unix(1_000_000, 0)
+	first, id, err := Build(parseSpec(t, one("old", "192.0.2.10", "198.51.100.11")), NewIdentity(), Inputs{Interfaces: 1, MACs: noMACs, Generation: 1, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := setByName(t, first, "old")
+	second, id, err := Build(parseSpec(t, one("new", "192.0.2.20", "198.51.100.11")), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw := setByName(t, second, "new")
+	if nw.ID == old.ID {
+		t.Fatalf("new set got id %d, the id of the set removed in the same reload", nw.ID)
+	}
+	if nw.Servers[0].Gen == old.Servers[0].Gen {
+		t.Fatalf("new set's server got generation %d, the generation of the removed set's server", nw.Servers[0].Gen)
+	}
+
+}
+
+// manySets returns a spec of the named sets on one VIP, one port each.
+func manySets(t *testing.T, names ...string) *config.Spec {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[dataplane]\ninterfaces = [\"eth1\"]\n")
+	for i, n := range names {
+		fmt.Fprintf(&b, "[[target_set]]\nname = %q\naddress = \"192.0.2.10\"\nports = [\"%d\"]\ndelete_age = \"30s\"\ntable_size = 251\n", n, 1000+i)
+		b.WriteString("  [[target_set.server]]\n  address = \"198.51.100.11\"\n")
+	}
+	return parseSpec(t, b.String())
+}
+
+// Once every id has been used, a new set waits for a removed set's id until
+// that set's associations are stale: its delete age, plus a second of clock
+// granularity.
+func TestBuildQuarantineLastsDeleteAge(t *testing.T) {
+	names := make([]string, fastpath.MaxSets)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%d", i)
+	}
+	t0 := time.Unix(1_000_000, 0)
+	first, id, err := Build(manySets(t, names...), NewIdentity(), Inputs{Interfaces: 1, MACs: noMACs, Generation: 1, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := setByName(t, first, "s255").ID
+	// The reload at t0 removes s255; the next ones add "late".
+	_, id, err = Build(manySets(t, names[:255]...), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 2, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded := manySets(t, append(names[:255:255], "late")...)
+	if _, next, err := Build(reloaded, id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 3, Now: t0.Add(30 * time.Second)}); !errors.Is(err, ErrNumbering) || next != nil {
+		t.Fatalf("Build within the removed set's quarantine = %v, want ErrNumbering", err)
+	}
+	second, _, err := Build(reloaded, id, Inputs{Interfaces: 1, MACs: noMACs, Generation: 3, Now: t0.Add(31 * time.Second)})
+	if err != nil {
+		t.Fatalf("Build after the quarantine: %v", err)
+	}
+	if got := setByName(t, second, "late").ID; got != removed {
+		t.Fatalf("new set id = %d, want the only free one, %d", got, removed)
+	}
+}
+
+// Every slot assignment draws a new generation from one counter, whatever
+// the set: no two servers ever share one, and 0 is never used.
+func TestBuildGenerationsDaemonWide(t *testing.T) {
+	id := NewIdentity()
+	seen := map[uint32]string{}
+	specs := []string{twoSets, `
+[dataplane]
+interfaces = ["eth1"]
+[[target_set]]
+name = "web"
+address = "192.0.2.10"
+ports = ["80"]
+  [[target_set.server]]
+  address = "198.51.100.14"
+[[target_set]]
+name = "diameter"
+address = "2001:db8::10"
+ports = ["3868"]
+  [[target_set.server]]
+  address = "2001:db8::12"
+`, twoSets}
+	for i, text := range specs {
+		tb, next, err := Build(parseSpec(t, text), id, Inputs{Interfaces: 1, MACs: noMACs, Generation: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for who, g := range gens(tb) {
+			if g == 0 {
+				t.Fatalf("build %d: %s has generation 0", i, who)
+			}
+			if prev, ok := seen[g]; ok && prev != who {
+				t.Fatalf("build %d: generation %d given to %s, already given to %s", i, g, who, prev)
+			}
+			seen[g] = who
+		}
+		id = next
+	}
+}
+
+// When the counter wraps, generations present servers hold are skipped.
+func TestBuildGenerationWrapSkipsInUse(t *testing.T) {
+	_, id, err := Build(parseSpec(t, twoSets), NewIdentity(), Inputs{Interfaces: 1, MACs: noMACs, Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id.lastGen = maxGen // the next draw wraps to 1, which web's first server holds
+	tb, _, err := Build(parseSpec(t, strings.Replace(twoSets, "198.51.100.12", "198.51.100.13", 1)), id,
+		Inputs{Interfaces: 1, MACs: noMACs, Generation: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := gens(tb)
+	if got := held["web/198.51.100.13"]; got == held["web/198.51.100.11"] || got == held["diameter/2001:db8::11"] || got == 0 {
+		t.Fatalf("after the wrap the new server got generation %d; in use: %v", got, held)
 	}
 }

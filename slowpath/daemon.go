@@ -193,14 +193,14 @@ func (d *Daemon) refreshAndPublish(force bool) error {
 func (d *Daemon) publishLocked() error {
 	ifs := d.dp.Interfaces()
 	macs := func(iface int, addr netip.Addr) ([6]byte, bool) { return d.neigh.Lookup(ifs[iface].Index, addr) }
-	t, err := Build(d.spec, d.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: d.policy, Generation: d.gen + 1})
+	t, id, err := Build(d.spec, d.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: d.policy, Generation: d.gen + 1, Now: time.Now()})
 	if err != nil {
 		return err
 	}
 	if err := d.dp.Publish(t); err != nil {
 		return err
 	}
-	d.gen = t.Generation
+	d.id, d.gen = id, t.Generation
 	d.log.Debug().Uint64("generation", d.gen).Int("target_sets", len(d.spec.TargetSets)).Msg("tables published")
 	return nil
 }
