@@ -166,15 +166,20 @@ func (k *Key) words() (a, b, c uint64) {
 
 // Hash mixes a key into the 64-bit hash Find expects. Callers compute it once
 // per packet (and may use it to touch the slot early, see Prefetch).
+//
+// Two 64x64->128-bit multiplies folded (the wyhash mix): each output bit
+// depends on every key bit, including the high bits fastrange uses to pick
+// the home line, at half the multiplies of a Murmur finaliser over three
+// words.
 func (k *Key) Hash() uint64 {
 	a, b, c := k.words()
-	h := a*0x9E3779B97F4A7C15 ^ bits.RotateLeft64(b*0xC2B2AE3D27D4EB4F, 31) ^ c*0x165667B19E3779F9
-	h ^= h >> 33
-	h *= 0xFF51AFD7ED558CCD
-	h ^= h >> 33
-	h *= 0xC4CEB9FE1A85EC53
-	h ^= h >> 33
-	return h
+	return mix(mix(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)^c, 0x8ebc6af09c88c6e3)
+}
+
+// mix multiplies x and y to 128 bits and folds the halves together.
+func mix(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x, y)
+	return hi ^ lo
 }
 
 // valueW2 is w2 for key words c and value v.

@@ -406,3 +406,31 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Find/Put/Touch/Sweep allocate %v times per run, want 0", allocs)
 	}
 }
+
+// TestStructuredKeysKeepChainsShort fills a shard to its limit with the most
+// regular keys a load balancer sees (consecutive IPv4 clients, consecutive
+// ports, one target set): a hash whose high bits did not depend on every key
+// bit would pile them onto few lines and the chains would grow long.
+func TestStructuredKeysKeepChainsShort(t *testing.T) {
+	const limit = 1 << 15
+	s, _ := NewShard(limit)
+	var probes, longest int
+	for i := 0; i < limit; i++ {
+		k := testKey(i)
+		h := k.Hash()
+		idx, found := s.Find(&k, h)
+		if found || idx < 0 {
+			t.Fatalf("insert %d: Find = %d, %v", i, idx, found)
+		}
+		s.Put(idx, &k, Value{Server: 1})
+		d := (idx - s.home(h) + len(s.slots)) % len(s.slots)
+		probes += d + 1
+		longest = max(longest, d+1)
+	}
+	// Linear probing at load 1/2 averages 1.5 probes for a hit; allow for
+	// the line-aligned homes, which pair keys.
+	t.Logf("mean chain %.2f slots, longest %d", float64(probes)/limit, longest)
+	if mean := float64(probes) / limit; mean > 2.5 || longest > 48 {
+		t.Fatalf("at load 1/2: mean chain %.2f slots, longest %d; want at most 2.5 and 48", mean, longest)
+	}
+}
