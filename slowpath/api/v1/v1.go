@@ -9,9 +9,10 @@
 // count since the daemon started and rates are per second over the last
 // sampling interval (one second by default).
 //
-// Every error, whatever the endpoint, is an [Error] with an HTTP status
-// other than 2xx; GET /v1/status also answers 503 with a [Status] until the
-// daemon is ready.
+// Every error under /v1/, a refused bearer token and an unknown path
+// included, is an [Error] with an HTTP status other than 2xx; GET
+// /v1/status alone also answers 503 with a [Status] until the daemon is
+// ready.
 package v1
 
 import (
