@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/fastpath/packet"
 )
 
@@ -263,6 +264,7 @@ func TestSCTPTeardown(t *testing.T) {
 		data2   = chunk{packet.SCTPChunkData, tag2}
 		cookie  = chunk{packet.SCTPChunkCookieEcho, tag}
 		shut    = chunk{packet.SCTPChunkShutdown, tag}
+		shut0   = chunk{packet.SCTPChunkShutdown, 0} // carries no tag: only FlagShutdown can record it
 		shutAck = chunk{packet.SCTPChunkShutdownAck, tag}
 		abort   = chunk{packet.SCTPChunkAbort, tag}
 	)
@@ -280,6 +282,9 @@ func TestSCTPTeardown(t *testing.T) {
 		{"DATA learns the tag", []chunk{data, data}, "AA", 0, assoc.FlagTagLearned, tag},
 		{"learned tag is kept", []chunk{data, data2}, "AA", 0, assoc.FlagTagLearned, tag},
 		{"SHUTDOWN is recorded", []chunk{data, shut}, "AA", 0, assoc.FlagShutdown | assoc.FlagTagLearned, tag},
+		{"SHUTDOWN ACK is recorded", []chunk{data, shutAck}, "AA", 0, assoc.FlagShutdown | assoc.FlagTagLearned, tag},
+		{"SHUTDOWN without a tag is recorded", []chunk{shut0}, "A", 0, assoc.FlagShutdown, 0},
+		{"SHUTDOWN without a tag then INIT", []chunk{shut0, initC}, "AB", 1, 0, 0},
 		{"ABORT first after INIT is recorded", []chunk{abort}, "A", 0, assoc.FlagShutdown | assoc.FlagTagLearned, tag},
 		{"SHUTDOWN then INIT", []chunk{data, shut, initC}, "AAB", 1, 0, 0},
 		{"SHUTDOWN ACK then INIT", []chunk{data, shutAck, initC}, "AAB", 1, 0, 0},
@@ -470,6 +475,28 @@ func TestICMPErrors(t *testing.T) {
 			}
 		})
 	}
+
+	// The association's server is being left (failed with reselect, or
+	// removed): the error goes where the flow's next packet will, not to
+	// the server it is leaving.
+	t.Run("server being left", func(t *testing.T) {
+		c := client(false, 6)
+		const port = 4000
+		tabA := buildTables(t, 1, setSpec{id: 3, vip: vip4, servers: weighted(1, 1, 1)})
+		e := newEngine(t, 16, tabA)
+		slotA := route(t, e, 1, tcp(t, c, port, packet.TCPFlagSYN))
+		servers := weighted(1, 1, 1)
+		servers[slotA] = srv{weight: 0, reselect: true}
+		tabC := buildTables(t, 2, setSpec{id: 3, vip: vip4, servers: servers})
+		e.SetTables(tabC)
+		want := int(tabC.Set(3).Maglev.Lookup(maglev.Hash(c.As16(), port, packet.ProtoTCP)))
+		if want == slotA {
+			t.Fatalf("Maglev still gives server %d, which is being left", slotA)
+		}
+		if got := route(t, e, 2, icmpError(t, c, port, packet.ICMPv4DestUnreachable, packet.ICMPv4CodeFragNeeded, 1400)); got != want {
+			t.Errorf("error about a flow whose server is being left: got server %d, want %d (not %d)", got, want, slotA)
+		}
+	})
 
 	// An ICMP error that cannot be sent on is a drop, not a forward.
 	t.Run("server unresolved", func(t *testing.T) {
@@ -726,7 +753,11 @@ func TestPublishEpochWrap(t *testing.T) {
 		idle   int    // idle publishes (the wrap among them) before the checked traffic
 	}{
 		{"first packets after the wrap", math.MaxUint32, false, 1},
-		{"servers last touched 2^32 publishes earlier", 5, true, 6},
+		// The servers were marked at batch 5; five publishes from the last
+		// value before the wrap bring the counter back to 5 (it skips 0), so
+		// without clearing the marks at the wrap their traffic would look
+		// already queued and never be published.
+		{"servers last touched 2^32 publishes earlier", 5, true, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, 1024, tab)
