@@ -66,7 +66,8 @@ func (s *Shard) read(i int, tries int, yield bool) (w0, w1, w2 uint64, meta Meta
 // waiting on the owner beyond a bounded number of attempts. h is k.Hash().
 // Workers use it to find records another worker owns.
 func (s *Shard) Lookup(k *Key, h uint64) (Value, LookupResult) {
-	a, b, c := k.words()
+	p := k.Pack()
+	a, b, c := p.a, p.b, p.c
 	n := len(s.slots)
 	i := s.home(h)
 	for p := 0; p < MaxProbe; p++ {

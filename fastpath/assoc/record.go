@@ -158,27 +158,41 @@ func (m Meta) state() uint64 { return uint64(m) & stateMask }
 
 func (m Meta) seq() uint64 { return uint64(m>>seqShift) & seqMask }
 
-// words returns the key words: w0, w1 and w2's key bits.
-func (k *Key) words() (a, b, c uint64) {
-	return binary.LittleEndian.Uint64(k.Addr[0:8]), binary.LittleEndian.Uint64(k.Addr[8:16]),
-		uint64(k.Port) | uint64(k.Set&MaxSetID)<<setShift | protoCode(k.Proto)<<pkbShift | uint64(k.Kind&3)<<kindShift
+// Packed is a key as the table stores and compares it: w0, w1 and w2's key
+// bits. The forwarding path builds it straight from a parsed packet
+// (PackFlow) and hashes and looks it up without going through Key.
+type Packed struct{ a, b, c uint64 }
+
+// Pack returns k's packed form.
+func (k *Key) Pack() Packed {
+	return Packed{binary.LittleEndian.Uint64(k.Addr[0:8]), binary.LittleEndian.Uint64(k.Addr[8:16]),
+		uint64(k.Port) | uint64(k.Set&MaxSetID)<<setShift | protoCode(k.Proto)<<pkbShift | uint64(k.Kind&3)<<kindShift}
 }
+
+// PackFlow returns the packed key of a KindFlow record: client address,
+// port and protocol towards target set set.
+func PackFlow(addr *[16]byte, port uint16, proto uint8, set uint16) Packed {
+	return Packed{binary.LittleEndian.Uint64(addr[0:8]), binary.LittleEndian.Uint64(addr[8:16]),
+		uint64(port) | uint64(set&MaxSetID)<<setShift | protoCode(proto)<<pkbShift}
+}
+
+// Key returns the key p packs.
+func (p *Packed) Key() Key { return decodeKey(p.a, p.b, p.c) }
 
 // Hash mixes a key into the 64-bit hash Find expects. Callers compute it once
 // per packet (and may use it to touch the slot early, see Prefetch).
-//
-// Two 64x64->128-bit multiplies folded (the wyhash mix): each output bit
-// depends on every key bit, including the high bits fastrange uses to pick
-// the home line, at half the multiplies of a Murmur finaliser over three
-// words.
 func (k *Key) Hash() uint64 {
-	a, b, c := k.words()
-	return mix(mix(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)^c, 0x8ebc6af09c88c6e3)
+	p := k.Pack()
+	return p.Hash()
 }
 
-// mix multiplies x and y to 128 bits and folds the halves together.
-func mix(x, y uint64) uint64 {
-	hi, lo := bits.Mul64(x, y)
+// Hash is the hash of the packed key: two 64x64->128-bit multiplies folded
+// (the wyhash mix). Each output bit depends on every key bit, including the
+// high bits fastrange uses to pick the home line, at half the multiplies of
+// a Murmur finaliser over three words.
+func (p *Packed) Hash() uint64 {
+	hi, lo := bits.Mul64(p.a^0xa0761d6478bd642f, p.b^0xe7037ed1a0b428db)
+	hi, lo = bits.Mul64(hi^lo^p.c, 0x8ebc6af09c88c6e3)
 	return hi ^ lo
 }
 
@@ -217,18 +231,11 @@ func decodeKey(w0, w1, w2 uint64) Key {
 	return k
 }
 
-// protoCode packs the three protocols a record can carry into two bits.
-func protoCode(p uint8) uint64 {
-	switch p {
-	case 6:
-		return 1
-	case 17:
-		return 2
-	case 132:
-		return 3
-	}
-	return 0
-}
+// protoCodes packs the three protocols a record can carry into two bits; a
+// table, not a switch, so that the key words cost a load and Hash inlines.
+var protoCodes = [256]uint8{6: 1, 17: 2, 132: 3}
+
+func protoCode(p uint8) uint64 { return uint64(protoCodes[p]) }
 
 func protoNumber(c uint64) uint8 {
 	return [4]uint8{0, 6, 17, 132}[c&3]

@@ -107,7 +107,13 @@ func (s *Shard) PrefetchNext(h uint64) uint64 {
 // record for k should take, or -1 when the shard is full or the probe chain is
 // exhausted (the caller then forwards statelessly). Owner only.
 func (s *Shard) Find(k *Key, h uint64) (idx int, found bool) {
-	a, b, c := k.words()
+	p := k.Pack()
+	return s.FindPacked(&p, h)
+}
+
+// FindPacked is Find of a packed key. Owner only.
+func (s *Shard) FindPacked(p *Packed, h uint64) (idx int, found bool) {
+	a, b, c := p.a, p.b, p.c
 	n := len(s.slots)
 	i := s.home(h)
 	free := -1
@@ -160,14 +166,19 @@ func (s *Shard) Value(idx int) Value {
 // Put writes k -> v into slot idx: a new record (idx from a failed Find) or a
 // replaced one (idx from a successful Find). Owner only.
 func (s *Shard) Put(idx int, k *Key, v Value) {
+	p := k.Pack()
+	s.PutPacked(idx, &p, v)
+}
+
+// PutPacked is Put of a packed key. Owner only.
+func (s *Shard) PutPacked(idx int, p *Packed, v Value) {
 	sl := &s.slots[idx]
 	old := sl.w[3]
 	seq := Meta(old).seq()
 	atomic.StoreUint64(&sl.w[3], old&^(seqMask<<seqShift)|((seq+1)&seqMask)<<seqShift)
-	a, b, c := k.words()
-	atomic.StoreUint64(&sl.w[0], a)
-	atomic.StoreUint64(&sl.w[1], b)
-	atomic.StoreUint64(&sl.w[2], valueW2(c, &v))
+	atomic.StoreUint64(&sl.w[0], p.a)
+	atomic.StoreUint64(&sl.w[1], p.b)
+	atomic.StoreUint64(&sl.w[2], valueW2(p.c, &v))
 	atomic.StoreUint64(&sl.w[3], uint64(encodeMeta(stateLive, &v, seq+2)))
 	if old&stateMask != stateLive {
 		s.live++
