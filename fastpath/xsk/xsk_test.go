@@ -4,6 +4,7 @@ package xsk_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -59,16 +60,18 @@ func TestModes(t *testing.T) {
 	}
 }
 
-// settle recycles until no frame is in flight on TX (or timeout) and checks
-// the accounting: everything is free or on the fill ring, no duplicates.
+// settle recycles until the kernel has completed every frame in flight on
+// TX and checks the accounting: everything is free or on the fill ring, no
+// duplicates.
 func settle(t *testing.T, s *xsk.Socket) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Accounting().Tx > 0 && time.Now().Before(deadline) {
+	netnstest.WaitFor(t, 5*time.Second, "TX completions", func() error {
 		s.Recycle()
-		time.Sleep(time.Millisecond)
-	}
-	s.Recycle()
+		if a := s.Accounting(); a.Tx > 0 {
+			return fmt.Errorf("%d frames still in flight on TX: %v", a.Tx, a)
+		}
+		return nil
+	})
 	a := s.Accounting()
 	if a.Tx != 0 || a.Caller != 0 || s.Outstanding() != 0 || a.Free+a.Fill != a.Total {
 		t.Errorf("frames leaked: %v", a)
@@ -250,8 +253,17 @@ func TestReceiveExactBytes(t *testing.T) {
 			t.Errorf("frame %d: got %d bytes, want %d bytes (contents differ)", i, len(got[i]), len(want[i]))
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
-	st, _ := s.Stats()
+	// The oversized frame went last, so the kernel drops it after
+	// delivering the others: wait for its count, then check it is the only
+	// drop.
+	var st xsk.Stats
+	netnstest.WaitFor(t, 5*time.Second, "kernel rx_dropped for the oversized frame", func() error {
+		var err error
+		if st, err = s.Stats(); err == nil && st.Kernel.RxDropped == 0 {
+			err = errors.New("rx_dropped is still 0")
+		}
+		return err
+	})
 	if st.Kernel.RxDropped != 1 {
 		t.Errorf("kernel rx_dropped = %d, want 1 (the %d-byte frame)", st.Kernel.RxDropped, len(tooBig))
 	}

@@ -49,11 +49,7 @@ func TestNewBuildsTopology(t *testing.T) {
 	netnstest.RequireRoot(t)
 	start := time.Now()
 	l := newLab(t, 3)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("New took %v, want < 2s", took)
-	} else {
-		t.Logf("New took %v", took)
-	}
+	t.Logf("New took %v", time.Since(start)) // how long is a benchmark's question, not a test's
 
 	for _, ns := range append([]string{l.Switch()}, nsNames(l.Hosts())...) {
 		if !exists(ns) {
@@ -322,16 +318,26 @@ func TestRemove(t *testing.T) {
 }
 
 // The servers hold the VIPs but must not claim them on the segment: with an
-// on-link route to the VIP, the client's ARP and ND for it go unanswered,
-// while the same requests for a server's own address are answered.
+// on-link route to the VIP, the client's ARP and ND for it go unanswered
+// until the client's kernel gives up (the entry leaves INCOMPLETE without an
+// address), while the same requests for a server's own address are answered.
 func TestServersDoNotClaimVIP(t *testing.T) {
 	l := newLab(t, 2)
 	c := l.Client()
+	// Three probes 100 ms apart instead of 1 s: the kernel's verdict on the
+	// VIP comes in about 300 ms.
+	if err := Sysctl(c.NS, [][2]string{
+		{"net.ipv4.neigh." + c.Ifname + ".retrans_time_ms", "100"},
+		{"net.ipv4.neigh." + c.Ifname + ".mcast_solicit", "3"},
+		{"net.ipv6.neigh." + c.Ifname + ".retrans_time_ms", "100"},
+		{"net.ipv6.neigh." + c.Ifname + ".mcast_solicit", "3"},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, v6 := range []bool{false, true} {
 		vip, own := l.VIP(v6), l.Server(1).Addr(v6)
 		run(t, l, c.NS, "ip", "route", "replace", netip.PrefixFrom(vip, vip.BitLen()).String(), "dev", c.Ifname)
-		// Datagrams make the client resolve both addresses; the VIP first,
-		// so an answer for it would arrive before the one for own.
+		// Datagrams make the client resolve both addresses.
 		for _, a := range []netip.Addr{vip, own} {
 			if err := Do(c.NS, func() error {
 				u, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9)))
@@ -345,23 +351,31 @@ func TestServersDoNotClaimVIP(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for !resolved(t, l, c, own) {
-			if time.Now().After(deadline) {
-				t.Fatalf("client never resolved %v", own)
+		proto := map[bool]string{false: "ARP", true: "ND"}[v6]
+		netnstest.WaitFor(t, 5*time.Second, "client resolves "+own.String(), func() error {
+			if out := neigh(t, l, c, own); !strings.Contains(out, "lladdr") {
+				return fmt.Errorf("neighbour entry %q", out)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(50 * time.Millisecond) // margin for a (wrong) answer for the VIP still in flight
-		if resolved(t, l, c, vip) {
-			t.Errorf("a server answered %s for the VIP %v: %s", map[bool]string{false: "ARP", true: "ND"}[v6], vip,
-				run(t, l, c.NS, "ip", "neigh", "show", vip.String()))
+			return nil
+		})
+		// Every probe for the VIP has been sent and waited for once the
+		// entry is no longer INCOMPLETE (FAILED, or already collected).
+		var out string
+		netnstest.WaitFor(t, 5*time.Second, proto+" for the VIP to end", func() error {
+			if out = neigh(t, l, c, vip); strings.Contains(out, "INCOMPLETE") {
+				return fmt.Errorf("neighbour entry %q", out)
+			}
+			return nil
+		})
+		if strings.Contains(out, "lladdr") {
+			t.Errorf("a server answered %s for the VIP %v: %s", proto, vip, out)
 		}
 	}
 }
 
-func resolved(t *testing.T, l *Lab, h Host, a netip.Addr) bool {
-	return strings.Contains(run(t, l, h.NS, "ip", "neigh", "show", a.String(), "dev", h.Ifname), "lladdr")
+// neigh returns h's neighbour entry for a, or "" if it has none.
+func neigh(t *testing.T, l *Lab, h Host, a netip.Addr) string {
+	return strings.TrimSpace(run(t, l, h.NS, "ip", "neigh", "show", a.String(), "dev", h.Ifname))
 }
 
 // With the client's VIP routes pointing at a server, traffic to the VIP
@@ -499,14 +513,13 @@ func TestProc(t *testing.T) {
 
 	// Stop: nil for a clean exit on SIGTERM, an error for death by signal
 	// or a program that ignores SIGTERM.
-	var out strings.Builder
-	var mu sync.Mutex
-	clean, err := l.StartProc(l.Server(1).NS, "clean", &PrefixWriter{W: &out, Prefix: "x ", Mu: &mu},
+	out := newOutput()
+	clean, err := l.StartProc(l.Server(1).NS, "clean", &PrefixWriter{W: out, Prefix: "x ", Mu: &out.mu},
 		"sh", "-c", `trap "echo bye; exit 0" TERM; echo up; while :; do sleep 0.05; done`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, clean, &mu, &out, "x up")
+	out.wait(t, clean, "x up")
 	if err := clean.Stop(5 * time.Second); err != nil {
 		t.Errorf("Stop(clean exit) = %v", err)
 	}
@@ -520,44 +533,65 @@ func TestProc(t *testing.T) {
 	if err := killed.Stop(5 * time.Second); err == nil {
 		t.Error("Stop(killed by SIGTERM) = nil")
 	}
-	out.Reset()
-	stubborn, err := l.StartProc(l.Server(1).NS, "stubborn", &PrefixWriter{W: &out, Prefix: "x ", Mu: &mu},
+	out = newOutput()
+	stubborn, err := l.StartProc(l.Server(1).NS, "stubborn", &PrefixWriter{W: out, Prefix: "x ", Mu: &out.mu},
 		"sh", "-c", `trap "" TERM; echo up; while :; do sleep 0.05; done`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, stubborn, &mu, &out, "x up")
+	out.wait(t, stubborn, "x up")
 	if err := stubborn.Stop(100 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("Stop(ignores SIGTERM) = %v, want killed", err)
 	}
 }
 
-// waitOutput waits until p has written want to out (guarded by mu).
-func waitOutput(t *testing.T, p *Proc, mu *sync.Mutex, out *strings.Builder, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		got := out.String()
-		mu.Unlock()
-		switch {
-		case strings.Contains(got, want):
-			return
-		case isClosed(p.Done()):
-			t.Fatalf("%s exited (%v) before writing %q; wrote %q", p.Name, p.Err(), want, got)
-		case time.Now().After(deadline):
-			t.Fatalf("%s did not write %q in 5s; wrote %q", p.Name, want, got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// output collects what programs write through PrefixWriters that share its
+// mu, and signals every write so a test waits for a line instead of polling.
+type output struct {
+	mu    sync.Mutex
+	b     strings.Builder
+	wrote chan struct{} // one pending signal at most: writes coalesce
 }
 
-func isClosed(c <-chan struct{}) bool {
+func newOutput() *output { return &output{wrote: make(chan struct{}, 1)} }
+
+// Write is called by a PrefixWriter, with mu held.
+func (o *output) Write(p []byte) (int, error) {
+	n, err := o.b.Write(p)
 	select {
-	case <-c:
-		return true
+	case o.wrote <- struct{}{}:
 	default:
-		return false
+	}
+	return n, err
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// wait returns once p has written want, and fails if p exits first or
+// writes nothing matching within 5 s.
+func (o *output) wait(t *testing.T, p *Proc, want string) {
+	t.Helper()
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		// A write after this check leaves a signal in wrote: none is lost.
+		if got := o.String(); strings.Contains(got, want) {
+			return
+		}
+		select {
+		case <-o.wrote:
+		case <-p.Done():
+			if got := o.String(); !strings.Contains(got, want) {
+				t.Fatalf("%s exited (%v) before writing %q; wrote %q", p.Name, p.Err(), want, got)
+			}
+			return
+		case <-timeout.C:
+			t.Fatalf("%s did not write %q in 5s; wrote %q", p.Name, want, o.String())
+		}
 	}
 }
 
