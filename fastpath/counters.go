@@ -16,13 +16,14 @@ const (
 	DropTxRingFull                                            // the TX ring had no room
 	DropKernelRx                                              // dropped by the kernel before the RX ring: frame bigger than a UMEM frame, ring full
 	DropNoForwarding                                          // the set's forwarding strategy is not one this build knows
+	DropPuntRingFull                                          // a frame for the slow path found the worker's punt ring full
 	NumReasons
 )
 
 // Reason is a drop reason: a packet.Reason or one of the Drop* constants.
 type Reason uint8
 
-var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding"}
+var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding", "punt_ring_full"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -48,6 +49,16 @@ type Counters struct {
 	Expired            uint64 // associations that went stale (swept or found stale)
 	Stateless          uint64 // flows forwarded without an association: table full
 	ICMPForwarded      uint64 // ICMP errors sent to the server of the flow they quote
+	// The worker's rings with the slow path (see Rings). Injected frames
+	// are not counted in RxPackets; once through the engine they count in
+	// TxPackets, Forwarded and the drop reasons like any frame.
+	Punted          uint64 // frames copied into the punt ring for the slow path
+	Injected        uint64 // frames from the inject ring the TX ring accepted
+	InjectDropped   uint64 // frames taken from the inject ring but not sent: no free frame, too long, the engine dropped them, TX ring full
+	InjectOverflow  uint64 // frames the inject ring refused to the slow path (ring full or too long)
+	ControlApplied  uint64 // control messages applied to the shard
+	ControlRejected uint64 // control messages that could not apply: insert of an existing key, update or delete of a missing one, shard full, invalid (see ControlResult)
+	ControlOverflow uint64 // control messages the control ring refused to the slow path (ring full)
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -60,15 +71,16 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 9 + int(NumForwardings)
+const numScalars = 16 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
 func (c *Counters) scalars() [numScalars]*uint64 {
 	out := [numScalars]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
-		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded}
+		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
+		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow}
 	for f := range c.Forwarded {
-		out[9+f] = &c.Forwarded[f]
+		out[16+f] = &c.Forwarded[f]
 	}
 	return out
 }

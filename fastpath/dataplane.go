@@ -100,11 +100,11 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 			if cfg.CPUs != nil {
 				cpu = cfg.CPUs[len(d.workers)]
 			}
-			w, err := d.newWorker(cfg, ifc, i, q, cpu, perShard)
+			sock, err := d.openWorker(cfg, ifc, i, q, cpu, perShard)
 			if err != nil {
 				return nil, err
 			}
-			if err := prog.RegisterSocket(q, w.sock.FD()); err != nil {
+			if err := prog.RegisterSocket(q, sock.FD()); err != nil {
 				return nil, fmt.Errorf("register socket of %s queue %d: %w", ifc.Name, q, err)
 			}
 		}
@@ -124,7 +124,9 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 	return d, nil
 }
 
-func (d *Dataplane) newWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, perShard int) (*Worker, error) {
+// openWorker opens the AF_XDP socket of one queue and makes its worker (not
+// started yet); it returns the socket for XSKMAP registration.
+func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, perShard int) (*xsk.Socket, error) {
 	sock, err := xsk.Open(xsk.Config{
 		Ifindex: ifc.Index, QueueID: queue, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
 		RingSize: cfg.RingSize, NeedWakeup: cfg.NeedWakeup, Mode: cfg.SocketMode,
@@ -137,13 +139,12 @@ func (d *Dataplane) newWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, 
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{
-		Interface: ifc.Name, Queue: queue, CPU: cpu,
-		sock: sock, engine: NewEngine(shard, ifaceIdx, ifc.MAC), tables: &d.tables,
-		busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
-	}
+	w := newWorker(sock, NewEngine(shard, ifaceIdx, ifc.MAC), &d.tables, workerConfig{
+		iface: ifc.Name, queue: queue, cpu: cpu, busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
+		slotSize: int(sock.Config().FrameSize),
+	})
 	d.workers = append(d.workers, w)
-	return w, nil
+	return sock, nil
 }
 
 // describe finds an interface's index, MAC and RX queues.
@@ -180,6 +181,65 @@ func (d *Dataplane) Interfaces() []Interface { return d.ifaces }
 
 // Workers returns the workers, in start order.
 func (d *Dataplane) Workers() []*Worker { return d.workers }
+
+// NumWorkers returns the number of workers. The ring methods (PushControl,
+// Inject, Punted) name a worker by its index in Workers, 0..NumWorkers()-1.
+func (d *Dataplane) NumWorkers() int { return len(d.workers) }
+
+// PushControl queues m for worker's shard; see Worker.PushControl. It
+// returns false for a worker index out of range.
+func (d *Dataplane) PushControl(worker int, m ControlMsg) bool {
+	if worker < 0 || worker >= len(d.workers) {
+		return false
+	}
+	return d.workers[worker].PushControl(m)
+}
+
+// Inject queues a copy of frame for worker to transmit; see Worker.Inject.
+// It returns false for a worker index out of range.
+func (d *Dataplane) Inject(worker int, frame []byte) bool {
+	if worker < 0 || worker >= len(d.workers) {
+		return false
+	}
+	return d.workers[worker].Inject(frame)
+}
+
+// Punted returns the reading end of worker's punt ring, or nil for an index
+// out of range; see Worker.Punted.
+func (d *Dataplane) Punted(worker int) *PuntReader {
+	if worker < 0 || worker >= len(d.workers) {
+		return nil
+	}
+	return d.workers[worker].Punted()
+}
+
+// Owner returns the index of the worker a control message about k must go
+// to: the worker whose shard holds k's record (found with the shards'
+// lock-free readers), or, when none does, k's hash modulo the number of
+// workers. A record must be in the shard of the worker that will look it up:
+// for a flow record that is the worker of the queue the NIC steers the
+// flow's packets to, which the hash cannot know, so a sender that learned the
+// flow from a punted frame sends to the worker that punted it
+// (PuntReader's worker) instead; the hash rule places records that workers
+// find by reading each other's shards.
+func (d *Dataplane) Owner(k *assoc.Key) int {
+	h := k.Hash()
+	busy := -1
+	for i, w := range d.workers {
+		switch _, r := w.engine.shard.Lookup(k, h); r {
+		case assoc.Found:
+			return i
+		case assoc.Busy:
+			if busy < 0 {
+				busy = i // being written there: most likely k itself
+			}
+		}
+	}
+	if busy >= 0 {
+		return busy
+	}
+	return int(h % uint64(len(d.workers)))
+}
 
 // Tables returns the generation last published.
 func (d *Dataplane) Tables() *Tables { return d.tables.Load() }

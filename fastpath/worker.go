@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/ring"
 	"github.com/ipfront/ipfront/fastpath/xsk"
 )
 
@@ -23,23 +24,82 @@ const (
 	sweepBudget      = 16
 	sweepIdleBudget  = 256
 	sweepSleepBudget = 4096
-	idleWaitMs       = 100 // poll(2) timeout of an idle worker with busy_poll = false
+	// idleWaitMs is the poll(2) timeout of an idle worker with busy_poll =
+	// false. It also bounds how long such a worker leaves a control
+	// message or an injected frame waiting: the rings cannot wake poll(2).
+	idleWaitMs = 100
+
+	// controlBudget bounds the control messages applied per loop
+	// iteration, and injectBudget the injected frames sent, so a burst from
+	// the slow path (a bulk import) delays the next RX batch by
+	// microseconds, not by the whole burst.
+	controlBudget = 64
+	injectBudget  = 32
+
+	// Ring sizes per worker. The punt ring holds frame copies of the UMEM
+	// frame size (PuntSlots * FrameSize bytes: 1 MiB at 2048), enough to
+	// ride out a slow-path pause of a millisecond at a high punt rate; the
+	// inject ring is smaller because the slow path refills it at its own
+	// pace; control messages are small and come in bulk (resync).
+	puntSlots    = 512
+	injectSlots  = 128
+	controlSlots = 4096
 )
 
-// Worker busy-polls one AF_XDP socket (one NIC queue) on one pinned OS
-// thread. Everything it touches per packet is its own: socket, engine,
-// association shard. The only shared inputs are the published tables (an
-// atomic pointer it loads once per loop) and its stop flag.
+// Rings are a worker's hand-offs with the slow path. None of them ever makes
+// the worker wait: the worker produces into the punt ring (a full ring drops
+// the frame, counted as punt_ring_full) and consumes the inject and control
+// rings with a bounded budget per loop iteration.
+type Rings struct {
+	// punt carries copies of frames the engine punted: the worker
+	// produces, one slow-path goroutine consumes (Dataplane.Punted).
+	punt *ring.Frames
+	// inject carries frames the slow path wants transmitted: any slow-path
+	// goroutine produces (Dataplane.Inject), the worker consumes.
+	inject *ring.MPFrames
+	// control carries changes to the worker's shard: any slow-path
+	// goroutine produces (Dataplane.PushControl), the worker consumes.
+	control *ring.MPSC[ControlMsg]
+}
+
+// newRings makes a worker's rings of the configured sizes.
+func newRings(cfg *workerConfig) *Rings {
+	or := func(n, def int) int {
+		if n > 0 {
+			return n
+		}
+		return def
+	}
+	return &Rings{
+		punt:    ring.NewFrames(or(cfg.puntSlots, puntSlots), cfg.slotSize),
+		inject:  ring.NewMPFrames(or(cfg.injectSlots, injectSlots), cfg.slotSize),
+		control: ring.NewMPSC[ControlMsg](or(cfg.controlSlots, controlSlots)),
+	}
+}
+
+// Worker busy-polls one port (one NIC queue) on one pinned OS thread.
+// Everything it touches per packet is its own: port, engine, association
+// shard. The shared inputs are the published tables (an atomic pointer it
+// loads once per loop), its inject and control rings (drained with a budget
+// at the top of each loop) and its stop flag; its one shared output besides
+// the counters is the punt ring.
 type Worker struct {
 	Interface string
 	Queue     int
 	CPU       int // -1: not pinned
 
-	sock     *xsk.Socket
+	port     Port
 	engine   *Engine
 	tables   *atomic.Pointer[Tables]
+	rings    *Rings
 	busyPoll bool
 	batch    int
+	idleWait int // poll timeout when idle, ms: idleWaitMs (tests: -1, woken by the port only)
+
+	// process is engine.Process. Tests wrap it to force verdicts their
+	// tables cannot produce (Punt, until a set has a helper); the worker
+	// calls it once per batch.
+	process func(frames [][]byte, acts []Action, now uint32)
 
 	stop atomic.Bool
 	done chan struct{}
@@ -48,6 +108,47 @@ type Worker struct {
 	frames [][]byte
 	acts   []Action
 	tx     []xsk.Desc
+	ctl    []ControlMsg // control messages taken off the ring, controlBudget
+	itx    []xsk.Desc   // injected frames to transmit, injectBudget
+	alloc  []xsk.Desc   // one frame for an injected frame (a field: a local would escape through Port)
+}
+
+// workerConfig is what newWorker needs besides the port, engine and tables.
+type workerConfig struct {
+	iface    string
+	queue    int
+	cpu      int
+	busyPoll bool
+	batch    int
+	slotSize int // punt and inject ring slot size: the port's frame size
+	// Ring sizes; zero takes puntSlots, injectSlots, controlSlots. Tests
+	// shrink them to fill a ring with a few frames.
+	puntSlots, injectSlots, controlSlots int
+	// idleWaitMs overrides the idle poll timeout when not zero; -1 sleeps
+	// until the port wakes the worker, which lets a test step the loop.
+	idleWaitMs int
+}
+
+// newWorker wires a worker to its port, engine and the published tables and
+// allocates everything its loop uses; start runs it.
+func newWorker(port Port, engine *Engine, tables *atomic.Pointer[Tables], cfg workerConfig) *Worker {
+	w := &Worker{
+		Interface: cfg.iface, Queue: cfg.queue, CPU: cfg.cpu,
+		port: port, engine: engine, tables: tables, rings: newRings(&cfg),
+		busyPoll: cfg.busyPoll, batch: cfg.batch, idleWait: idleWaitMs,
+		process: engine.Process,
+		descs:   make([]xsk.Desc, cfg.batch),
+		frames:  make([][]byte, cfg.batch),
+		acts:    make([]Action, cfg.batch),
+		tx:      make([]xsk.Desc, 0, cfg.batch),
+		ctl:     make([]ControlMsg, controlBudget),
+		itx:     make([]xsk.Desc, 0, injectBudget),
+		alloc:   make([]xsk.Desc, 1),
+	}
+	if cfg.idleWaitMs != 0 {
+		w.idleWait = cfg.idleWaitMs
+	}
+	return w
 }
 
 // Engine returns the worker's engine, for counters and association listing.
@@ -56,10 +157,6 @@ func (w *Worker) Engine() *Engine { return w.engine }
 // start runs the loop on a new goroutine locked to its thread and pinned to
 // w.CPU. It returns once pinning succeeded or failed.
 func (w *Worker) start() error {
-	w.descs = make([]xsk.Desc, w.batch)
-	w.frames = make([][]byte, w.batch)
-	w.acts = make([]Action, w.batch)
-	w.tx = make([]xsk.Desc, 0, w.batch)
 	w.done = make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
@@ -80,37 +177,57 @@ func (w *Worker) start() error {
 	return <-started
 }
 
+// loop is the worker: iterate until stopped, then publish the counters one
+// last time.
 func (w *Worker) loop() {
-	var lastKernelPoll uint32
-	idle := 0 // empty polls in a row
+	var st loopState
 	for !w.stop.Load() {
-		if t := w.tables.Load(); t != w.engine.tables {
-			w.engine.SetTables(t)
-		}
-		now := assoc.Now()
-		if now != lastKernelPoll {
-			// Once a second, not per packet: the kernel's drops before the
-			// RX ring (frame larger than a UMEM frame, ring full).
-			lastKernelPoll = now
-			w.pollKernelDrops()
-		}
-		n := w.sock.Receive(w.descs)
-		if n == 0 {
-			w.sock.Recycle()
-			if idle++; idle > 1 {
-				w.engine.Sweep(w.idleSweep(), now)
-			}
-			w.engine.Publish()
-			if !w.busyPoll {
-				_ = w.sock.Wait(idleWaitMs)
-			}
-			continue
-		}
-		idle = 0
-		w.forward(n, now)
-		w.engine.Sweep(sweepBudget, now)
-		w.engine.Publish()
+		w.iterate(&st)
 	}
+	w.engine.Publish()
+}
+
+// loopState is what one loop iteration leaves to the next.
+type loopState struct {
+	lastKernelPoll uint32 // clock reading of the last kernel drop poll
+	idle           int    // empty polls in a row
+}
+
+// iterate is one loop iteration: pick up new tables, apply control messages,
+// send injected frames, then receive and forward one batch, or sweep and
+// perhaps sleep when there is none. So a table generation published or a
+// control message queued before the worker starts an iteration applies to
+// every frame that iteration receives.
+func (w *Worker) iterate(st *loopState) {
+	if t := w.tables.Load(); t != w.engine.tables {
+		w.engine.SetTables(t)
+	}
+	now := assoc.Now()
+	if now != st.lastKernelPoll {
+		// Once a second, not per packet: the kernel's drops before the
+		// RX ring (frame larger than a UMEM frame, ring full).
+		st.lastKernelPoll = now
+		w.pollKernelDrops()
+	}
+	w.applyControl()
+	w.transmitInjected(now)
+	w.engine.setRingOverflows(w.rings.inject.Overflows()+w.rings.inject.Oversize(), w.rings.control.Overflows())
+	n := w.port.Receive(w.descs)
+	if n == 0 {
+		w.port.Recycle()
+		if st.idle++; st.idle > 1 {
+			w.engine.Sweep(w.idleSweep(), now)
+		}
+		w.engine.Publish()
+		if !w.busyPoll {
+			_ = w.port.Wait(w.idleWait)
+		}
+		return
+	}
+	st.idle = 0
+	w.forward(n, now)
+	w.engine.Sweep(sweepBudget, now)
+	w.engine.MaybePublish()
 }
 
 // idleSweep is the sweep budget of an idle iteration: small when spinning,
@@ -123,35 +240,111 @@ func (w *Worker) idleSweep() int {
 	return sweepSleepBudget
 }
 
+// applyControl applies up to controlBudget messages from the control ring,
+// oldest first.
+func (w *Worker) applyControl() {
+	n := w.rings.control.PopBatch(w.ctl)
+	for i := range w.ctl[:n] {
+		w.engine.ApplyControl(&w.ctl[i])
+	}
+}
+
+// transmitInjected sends up to injectBudget frames from the inject ring: each
+// is copied into a frame of the port, run through the engine (the flow's
+// association and forwarding, no punting) and transmitted.
+func (w *Worker) transmitInjected(now uint32) {
+	var dropped uint64
+	tx := w.itx[:0]
+	for len(tx) < cap(tx) {
+		frame, _, ok := w.rings.inject.Peek()
+		if !ok {
+			break
+		}
+		if w.port.AllocTx(w.alloc) == 0 {
+			// No free frame now; the next iterations get frames back from
+			// RX and TX completion. Dropping keeps the ring moving if the
+			// port never has any to spare.
+			w.rings.inject.Release()
+			dropped++
+			break
+		}
+		d := w.alloc[0]
+		if len(frame) > int(d.Len) {
+			w.port.Release(d.Addr)
+			w.rings.inject.Release()
+			dropped++
+			continue
+		}
+		d.Len = uint32(len(frame))
+		buf := w.port.Frame(d)
+		copy(buf, frame)
+		w.rings.inject.Release()
+		if w.engine.ProcessInjected(buf, now) != Transmit {
+			w.port.Release(d.Addr)
+			dropped++
+			continue
+		}
+		tx = append(tx, d)
+	}
+	if len(tx) == 0 {
+		w.engine.countInjected(0, dropped)
+		return
+	}
+	sent := w.transmit(tx)
+	w.engine.countInjected(uint64(sent), dropped+uint64(len(tx)-sent))
+}
+
 // forward runs one received batch through the engine and hands the frames to
-// transmit to the TX ring, returning every other frame to the socket.
+// transmit to the TX ring and those to punt to the punt ring, returning every
+// other frame to the port.
 func (w *Worker) forward(n int, now uint32) {
 	for i := 0; i < n; i++ {
-		w.frames[i] = w.sock.Frame(w.descs[i])
+		w.frames[i] = w.port.Frame(w.descs[i])
 	}
-	w.engine.Process(w.frames[:n], w.acts[:n], now)
+	w.process(w.frames[:n], w.acts[:n], now)
 	tx := w.tx[:0]
+	var punted uint64
 	for i := 0; i < n; i++ {
-		if w.acts[i] == Transmit {
+		switch w.acts[i] {
+		case Transmit:
 			tx = append(tx, w.descs[i])
-		} else {
-			w.sock.Release(w.descs[i].Addr)
+			continue
+		case Punt:
+			// A copy goes to the slow path; the UMEM frame is freed now,
+			// so a slow consumer never holds the port's frames.
+			if w.rings.punt.Put(w.frames[i], w.engine.puntMeta(i, w.Queue)) {
+				punted++
+			} else {
+				w.engine.drop(DropPuntRingFull)
+			}
 		}
+		w.port.Release(w.descs[i].Addr)
 	}
-	sent := w.sock.Transmit(tx)
+	if punted > 0 {
+		w.rings.punt.Flush() // one commit and at most one wake-up per batch
+		w.engine.countPunted(punted)
+	}
+	w.transmit(tx)
+	w.port.Recycle()
+}
+
+// transmit hands tx to the port, releases what the TX ring refused and
+// counts both; it returns how many were sent.
+func (w *Worker) transmit(tx []xsk.Desc) int {
+	sent := w.port.Transmit(tx)
 	var bytes uint64
 	for _, d := range tx[:sent] {
 		bytes += uint64(d.Len)
 	}
 	for _, d := range tx[sent:] {
-		w.sock.Release(d.Addr)
+		w.port.Release(d.Addr)
 	}
 	w.engine.countTx(uint64(sent), bytes, uint64(len(tx)-sent))
-	w.sock.Recycle()
+	return sent
 }
 
 func (w *Worker) pollKernelDrops() {
-	st, err := w.sock.Stats()
+	st, err := w.port.Stats()
 	if err != nil {
 		return
 	}
@@ -163,3 +356,50 @@ func (w *Worker) halt() {
 	w.stop.Store(true)
 	<-w.done
 }
+
+// PushControl queues m for the worker, which applies it to its shard at the
+// top of a loop iteration (at most controlBudget per iteration), after every
+// message queued before it. It never waits for the worker: a full ring
+// returns false, which the caller must treat as "not applied" (it is also
+// counted, ControlOverflow). Safe from any goroutine; producers are
+// serialised among themselves, never with the worker.
+//
+// An idle worker with busy_poll = false notices the message when it next
+// wakes, within idleWaitMs (100 ms).
+func (w *Worker) PushControl(m ControlMsg) bool { return w.rings.control.TryPush(m) }
+
+// Inject queues a copy of frame (at most the port's frame size) for the
+// worker to transmit: in its next loop iteration the worker copies it into a
+// frame of its port, runs it through its engine (the flow's association and
+// its set's forwarding; never punted again) and transmits it. A full ring
+// or a frame too long returns false (counted, InjectOverflow); frames
+// accepted but not sent count as InjectDropped. Safe from any goroutine.
+func (w *Worker) Inject(frame []byte) bool {
+	return w.rings.inject.TryPush(frame, ring.Meta{Set: ring.NoSet})
+}
+
+// Punted returns the reading end of the worker's punt ring. Exactly one
+// goroutine may read it.
+func (w *Worker) Punted() *PuntReader { return &PuntReader{r: w.rings.punt} }
+
+// PuntReader is the slow path's end of a worker's punt ring: copies of the
+// frames the worker's engine punted, oldest first, with their ingress
+// interface and queue and, for frames that reached a target set, the set id
+// and association key hash (ring.Meta). One goroutine reads it.
+type PuntReader struct{ r *ring.Frames }
+
+// Peek returns the oldest punted frame without removing it, or false if there
+// is none. The bytes are the ring's and stay valid, and the reader's to
+// rewrite (before passing them to Inject, say), until Release.
+func (p *PuntReader) Peek() (frame []byte, m ring.Meta, ok bool) { return p.r.Peek() }
+
+// Release removes the oldest punted frame, giving its slot back to the worker.
+func (p *PuntReader) Release() { p.r.Release() }
+
+// Wait blocks, without spinning, until a punted frame is there (true) or done
+// is closed (false, unless a frame arrived meanwhile). The worker wakes it at
+// most once per batch.
+func (p *PuntReader) Wait(done <-chan struct{}) bool { return p.r.Wait(done) }
+
+// Len returns the number of punted frames waiting.
+func (p *PuntReader) Len() int { return p.r.Len() }
