@@ -49,9 +49,10 @@ type Counters struct {
 	Expired            uint64 // associations that went stale (swept or found stale)
 	Stateless          uint64 // flows forwarded without an association: table full
 	ICMPForwarded      uint64 // ICMP errors sent to the server of the flow they quote
-	// The worker's rings with the slow path (see Rings). Injected frames
-	// are not counted in RxPackets; once through the engine they count in
-	// TxPackets, Forwarded and the drop reasons like any frame.
+	// The worker's rings with the slow path (Worker.Punted, Inject,
+	// PushControl). Injected frames are not counted in RxPackets; once
+	// through the engine they count in TxPackets, Forwarded and the drop
+	// reasons like any frame.
 	Punted          uint64 // frames copied into the punt ring for the slow path
 	Injected        uint64 // frames from the inject ring the TX ring accepted
 	InjectDropped   uint64 // frames taken from the inject ring but not sent: no free frame, too long, the engine dropped them, TX ring full

@@ -41,11 +41,11 @@ type ControlResult uint8
 // Control outcomes. Every outcome but ControlApplied counts as
 // ControlRejected.
 const (
-	ControlApplied ControlResult = iota
-	ControlExists                // insert of a key already there
-	ControlMissing               // update or delete of a key not there
-	ControlFull                  // insert into a full shard or probe chain
-	ControlInvalid               // an unknown operation, kind, set id above assoc.MaxSetID or server slot above MaxServers-1
+	ControlApplied ControlResult = iota // the shard holds the change
+	ControlExists                       // insert of a key already there
+	ControlMissing                      // update or delete of a key not there
+	ControlFull                         // insert into a full shard or probe chain
+	ControlInvalid                      // an unknown operation, kind, set id above assoc.MaxSetID or server slot above MaxServers-1
 )
 
 // ApplyControl applies m to the engine's shard and counts the outcome. Owner

@@ -46,11 +46,11 @@ const (
 	controlSlots = 4096
 )
 
-// Rings are a worker's hand-offs with the slow path. None of them ever makes
-// the worker wait: the worker produces into the punt ring (a full ring drops
-// the frame, counted as punt_ring_full) and consumes the inject and control
-// rings with a bounded budget per loop iteration.
-type Rings struct {
+// workerRings are a worker's hand-offs with the slow path. None of them ever
+// makes the worker wait: the worker produces into the punt ring (a full ring
+// drops the frame, counted as punt_ring_full) and consumes the inject and
+// control rings with a bounded budget per loop iteration.
+type workerRings struct {
 	// punt carries copies of frames the engine punted: the worker
 	// produces, one slow-path goroutine consumes (Dataplane.Punted).
 	punt *ring.Frames
@@ -63,14 +63,14 @@ type Rings struct {
 }
 
 // newRings makes a worker's rings of the configured sizes.
-func newRings(cfg *workerConfig) *Rings {
+func newRings(cfg *workerConfig) *workerRings {
 	or := func(n, def int) int {
 		if n > 0 {
 			return n
 		}
 		return def
 	}
-	return &Rings{
+	return &workerRings{
 		punt:    ring.NewFrames(or(cfg.puntSlots, puntSlots), cfg.slotSize),
 		inject:  ring.NewMPFrames(or(cfg.injectSlots, injectSlots), cfg.slotSize),
 		control: ring.NewMPSC[ControlMsg](or(cfg.controlSlots, controlSlots)),
@@ -91,7 +91,7 @@ type Worker struct {
 	port     Port
 	engine   *Engine
 	tables   *atomic.Pointer[Tables]
-	rings    *Rings
+	rings    *workerRings
 	busyPoll bool
 	batch    int
 	idleWait int // poll timeout when idle, ms: idleWaitMs (tests: -1, woken by the port only)
