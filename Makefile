@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS ?=
 
-.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean
+.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate
 
 all: build
 
@@ -30,6 +30,15 @@ test: vet build
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -timeout 10m ./fastpath/ ./fastpath/assoc/ ./slowpath/...
 	@if [ -f bench/harness.sh ]; then $(MAKE) bench-smoke; fi
+
+# Mutation check, not part of `make test` (about a quarter of an hour; root
+# for its end-to-end entries): applies each one-line mutation of
+# tools/mutate/mutations.txt to a temporary copy of the repository, runs the
+# tests listed for it, reports which survived and records the result in
+# TESTING.md. MUTATE_FLAGS="-only seqlock" runs a subset, "-check" only
+# checks that every entry still applies to the code.
+mutate:
+	$(GO) run ./tools/mutate -write TESTING.md $(MUTATE_FLAGS)
 
 # Short fuzzing sessions beyond the seed corpora that `make test` replays.
 fuzz:
