@@ -221,8 +221,12 @@ func (d *Dataplane) Punted(worker int) *PuntReader {
 // flow's packets to, which the hash cannot know, so a sender that learned the
 // flow from a punted frame sends to the worker that punted it
 // (PuntReader's worker) instead; the hash rule places records that workers
-// find by reading each other's shards.
+// find by reading each other's shards. It returns -1 when there are no
+// workers.
 func (d *Dataplane) Owner(k *assoc.Key) int {
+	if len(d.workers) == 0 {
+		return -1
+	}
 	h := k.Hash()
 	busy := -1
 	for i, w := range d.workers {
