@@ -51,6 +51,11 @@ type Engine struct {
 	sets    [MaxBatch]*TargetSet
 	keys    [MaxBatch]assoc.Packed
 	hashes  [MaxBatch]uint64
+	homes   [MaxBatch]int   // first slot of each key's home line
+	hits    [MaxBatch]int32 // slot found in the home line by the resolving pass, or -1
+	// deleted is set when this batch deleted a record: the resolving
+	// pass's hits may then name a freed slot and are looked up again.
+	deleted bool
 	sink    uint64 // keeps the prefetching loads alive
 
 	onExpire func(kind assoc.Kind, set uint16, server uint8) // made once: Sweep's callback
@@ -155,7 +160,9 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 			continue
 		}
 		e.keys[i] = assoc.PackFlow(&f.Src, f.SrcPort, f.Proto, ts.ID)
-		e.hashes[i] = e.keys[i].Hash()
+		h := e.keys[i].Hash()
+		e.hashes[i] = h
+		e.homes[i] = e.shard.Home(h)
 	}
 	// The slot loads get a loop of their own: with nothing else between
 	// them, the CPU keeps many misses in flight at once (measured: 285 ->
@@ -163,18 +170,21 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 	var sink uint64
 	for i := 0; i < n; i++ {
 		if e.sets[i] != nil {
-			sink += e.shard.Prefetch(e.hashes[i])
+			sink += e.shard.Prefetch(e.homes[i])
 		}
 	}
-	// Then the next line of every home line that is full, where a probe
-	// chain may continue: by now the home lines have arrived, and these
-	// misses overlap too instead of stalling inside Find one by one.
+	// By now the home lines have arrived: resolve every lookup they
+	// answer, and load the next line of those that continue, again with
+	// the misses overlapping instead of stalling inside Find one by one.
 	for i := 0; i < n; i++ {
 		if e.sets[i] != nil {
-			sink += e.shard.PrefetchNext(e.hashes[i])
+			hit, next := e.shard.ResolveHome(&e.keys[i], e.homes[i])
+			e.hits[i] = int32(hit)
+			sink += next
 		}
 	}
 	e.sink += sink
+	e.deleted = false
 	for i := 0; i < n; i++ {
 		acts[i] = e.forward(frames[i], i, now)
 	}
@@ -246,7 +256,7 @@ func usable(ts *TargetSet, m assoc.Meta) bool {
 // the flow's association if its server still holds it, else the server a
 // new flow would get, which is where a stateless flow went.
 func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
-	if idx, found := e.shard.FindPacked(&e.keys[i], e.hashes[i]); found {
+	if idx, found := e.find(i); found {
 		if m := e.shard.Meta(idx); usable(ts, m) {
 			return m.Server()
 		}
@@ -257,8 +267,8 @@ func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
 // associate returns the server slot of the flow, creating or re-selecting its
 // association as the IPFE staleness rules say.
 func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uint8 {
-	k, h := &e.keys[i], e.hashes[i]
-	idx, found := e.shard.FindPacked(k, h)
+	k := &e.keys[i]
+	idx, found := e.find(i)
 	if found {
 		m := e.shard.Meta(idx)
 		if e.stillValid(ts, f, m, now) {
@@ -295,6 +305,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 			// Its server is gone and no other can take it: forget it, so
 			// the gauge, already decremented, is not decremented again.
 			e.shard.Delete(idx)
+			e.deleted = true
 		}
 		return maglev.NoBackend
 	}
@@ -310,6 +321,15 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	e.local.NewAssociations++
 	e.countAssoc(ts.ID, slot, 1)
 	return slot
+}
+
+// find looks up the record of frame i of the batch: the resolving pass's
+// hit if it had one, else a walk of the chain from the home line.
+func (e *Engine) find(i int) (idx int, found bool) {
+	if hit := e.hits[i]; hit >= 0 && !e.deleted {
+		return int(hit), true
+	}
+	return e.shard.FindAt(&e.keys[i], e.homes[i])
 }
 
 // opening reports whether f can be the first packet of its connection: a TCP

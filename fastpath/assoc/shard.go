@@ -79,28 +79,44 @@ func (s *Shard) home(h uint64) int {
 	return int(hi) * slotsPerLine
 }
 
-// Prefetch reads the meta word of k's home line and returns it. Callers
-// processing a batch touch every packet's line first, so the cache misses of
-// a batch overlap instead of being paid one after another; the result only
-// needs to be kept somewhere so the load is not optimised away.
-func (s *Shard) Prefetch(h uint64) uint64 {
-	return s.slots[s.home(h)].w[3]
+// Home returns the first slot of the line where the probe chain of hash h
+// starts. The forwarding path computes it once per packet and hands it to
+// Prefetch, ResolveHome and FindAt.
+func (s *Shard) Home(h uint64) int { return s.home(h) }
+
+// Prefetch reads the meta word of the line at home (from Home) and returns
+// it. Callers processing a batch touch every packet's line first, so the
+// cache misses of a batch overlap instead of being paid one after another;
+// the result only needs to be kept somewhere so the load is not optimised
+// away.
+func (s *Shard) Prefetch(home int) uint64 {
+	return s.slots[home&^(slotsPerLine-1)].w[3]
 }
 
-// PrefetchNext reads the line after k's home line when the home line is full
-// (no empty slot), that is when a probe chain may continue past it; it
-// returns 0 otherwise. Called after Prefetch for a whole batch, it loads only
-// the lines a lookup may need besides the home line, again with the misses
-// in flight together.
-func (s *Shard) PrefetchNext(h uint64) uint64 {
-	i := s.home(h)
-	if s.slots[i].w[3]&stateMask == stateEmpty || s.slots[i+1].w[3]&stateMask == stateEmpty {
-		return 0
+// ResolveHome looks p up within its home line (home from Home), which a
+// Prefetch has brought in: idx is p's slot if one of the line's two slots
+// holds it, else -1. When the line is full and holds another key, the chain
+// continues: it then reads the next line, so that, called for a whole batch
+// after Prefetch, it loads only the lines a lookup still needs, with their
+// misses in flight together. Owner only; sink as for Prefetch.
+func (s *Shard) ResolveHome(p *Packed, home int) (idx int, sink uint64) {
+	home &^= slotsPerLine - 1
+	line := (*[slotsPerLine]slot)(s.slots[home : home+slotsPerLine])
+	m0, m1 := line[0].w[3], line[1].w[3]
+	if m0&stateMask == stateLive && line[0].w[0] == p.a && line[0].w[1] == p.b && line[0].w[2]&keyMaskW2 == p.c {
+		return home, 0
 	}
-	if i += slotsPerLine; i == len(s.slots) {
-		i = 0
+	if m1&stateMask == stateLive && line[1].w[0] == p.a && line[1].w[1] == p.b && line[1].w[2]&keyMaskW2 == p.c {
+		return home + 1, 0
 	}
-	return s.slots[i].w[3]
+	if m0&stateMask == stateEmpty || m1&stateMask == stateEmpty {
+		return -1, 0
+	}
+	next := home + slotsPerLine
+	if next == len(s.slots) {
+		next = 0
+	}
+	return -1, s.slots[next].w[3]
 }
 
 // Find looks k up. If found, idx is its slot. If not, idx is the slot a new
@@ -113,9 +129,18 @@ func (s *Shard) Find(k *Key, h uint64) (idx int, found bool) {
 
 // FindPacked is Find of a packed key. Owner only.
 func (s *Shard) FindPacked(p *Packed, h uint64) (idx int, found bool) {
+	return s.FindAt(p, s.home(h))
+}
+
+// FindAt is FindPacked with the home slot already computed (Home). Owner
+// only.
+func (s *Shard) FindAt(p *Packed, home int) (idx int, found bool) {
 	a, b, c := p.a, p.b, p.c
 	n := len(s.slots)
-	i := s.home(h)
+	i := home
+	if i < 0 || i >= n {
+		i = 0
+	}
 	free := -1
 	for p := 0; p < MaxProbe; p++ {
 		sl := &s.slots[i]

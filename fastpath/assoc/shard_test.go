@@ -434,3 +434,29 @@ func TestStructuredKeysKeepChainsShort(t *testing.T) {
 		t.Fatalf("at load 1/2: mean chain %.2f slots, longest %d; want at most 2.5 and 48", mean, longest)
 	}
 }
+
+// TestResolveHomeAgreesWithFind: the engine trusts ResolveHome's hits and
+// falls back to FindAt otherwise, so a hit must be exactly Find's answer and
+// a miss must never hide a record that sits in the home line.
+func TestResolveHomeAgreesWithFind(t *testing.T) {
+	s, _ := NewShard(4096)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 4096; i++ {
+		k := testKey(r.IntN(1 << 20))
+		if idx, found := s.Find(&k, k.Hash()); !found && idx >= 0 {
+			s.Put(idx, &k, Value{Server: 2})
+		}
+	}
+	s.Sweep(len(s.slots)/3, 1000, &Ages{KindFlow: {0, 5}}, nil) // tombstones too
+	for i := 0; i < 1<<15; i++ {
+		k := testKey(r.IntN(1 << 20))
+		p := k.Pack()
+		home := s.Home(p.Hash())
+		hit, _ := s.ResolveHome(&p, home)
+		idx, found := s.FindAt(&p, home)
+		inHome := found && idx-home < slotsPerLine && idx >= home
+		if hit >= 0 && (!found || hit != idx) || hit < 0 && inHome {
+			t.Fatalf("key %v: ResolveHome = %d, FindAt = %d, %v", k, hit, idx, found)
+		}
+	}
+}
