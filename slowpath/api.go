@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ipfront/ipfront/fastpath"
 	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -31,7 +30,7 @@ type Backend interface {
 	Ready() bool
 	Generation() uint64
 	Spec() *config.Spec
-	Dataplane() *fastpath.Dataplane // nil until the data plane started
+	Plane() Plane // nil until the data plane started
 	Servers() []ServerState
 	Alarms() []Alarm
 	AlarmsRaised() map[string]uint64
@@ -45,7 +44,7 @@ var _ Backend = (*Daemon)(nil)
 // the daemon uses.
 type Options struct {
 	// Plane returns the data plane to read, or nil while none runs. Nil
-	// means the backend's Dataplane. Tests set it to serve a fake.
+	// means the backend's Plane.
 	Plane func() Plane
 	// SampleInterval is how often rates (pps, bps) are sampled; zero means
 	// one second.
@@ -87,12 +86,7 @@ const DefaultOpTimeout = v1.OpTimeout
 func New(b Backend, cfg config.API, o Options) *API {
 	a := &API{b: b, cfg: cfg, plane: o.Plane, opTO: o.OpTimeout, stop: make(chan struct{})}
 	if a.plane == nil {
-		a.plane = func() Plane {
-			if dp := b.Dataplane(); dp != nil {
-				return DataplanePlane(dp)
-			}
-			return nil
-		}
+		a.plane = b.Plane
 	}
 	if a.opTO <= 0 {
 		a.opTO = DefaultOpTimeout

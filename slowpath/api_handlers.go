@@ -62,7 +62,7 @@ func (a *API) counters(w http.ResponseWriter, _ *http.Request) {
 }
 
 // CountersOf sums the data plane's counters into the API's shape.
-func CountersOf(dp *fastpath.Dataplane) CountersReply { return countersOf(DataplanePlane(dp)) }
+func CountersOf(p Plane) CountersReply { return countersOf(p) }
 
 func countersOf(p Plane) CountersReply {
 	snap := snapshotPlane(p)

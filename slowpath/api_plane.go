@@ -10,7 +10,7 @@ import (
 
 // Plane is what the API and the metrics read from the data plane. Every
 // method may be called from any goroutine and never makes a worker wait.
-// DataplanePlane adapts a running *fastpath.Dataplane; tests use a fake.
+// FastPlane adapts a running *fastpath.Dataplane; tests use a fake.
 type Plane interface {
 	Interfaces() []fastpath.Interface
 	Workers() []PlaneWorker
@@ -38,9 +38,6 @@ type AssocTable interface {
 	Limit() int
 	Range(fn func(assoc.Key, assoc.Value) bool)
 }
-
-// DataplanePlane adapts a running data plane.
-func DataplanePlane(dp *fastpath.Dataplane) Plane { return dataplanePlane{dp} }
 
 type dataplanePlane struct{ dp *fastpath.Dataplane }
 

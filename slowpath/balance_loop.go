@@ -21,10 +21,9 @@ const samplePeriod = time.Second
 const maxAlarmHistory = 100
 
 // loadSampler is the control goroutine's load bookkeeping across samples and
-// reloads; guarded by d.mu like the rest of the daemon's state.
+// reloads. Only raised is read by others (under d.mu).
 type loadSampler struct {
 	trackers map[string]*balance.Tracker
-	bias     map[serverRef]float64 // weight factors while a set's balance alarm is active
 	// raised counts the alarms of each set since start. It outlives the
 	// set's tracker (a reload may remove and re-add the set) and the capped
 	// alarm history, so alarm ids never repeat and the metric never falls.
@@ -33,39 +32,36 @@ type loadSampler struct {
 
 // sample measures every target set once: packet and association shares,
 // balance alarms, least-load snapshots. It republishes the tables only when
-// the balance bias changed.
-func (d *Daemon) sample(now time.Time) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dp := d.dp
+// the balance bias changed. Control goroutine only; it reads counters and
+// walks shards without holding any lock.
+func (d *Daemon) sample(now time.Time) {
+	dp := d.dp()
 	t := dp.Tables()
 	if t == nil {
-		return nil
+		return
 	}
-	c := dp.Counters()
+	cur := d.cur()
+	workers := dp.Workers()
+	c := snapshotPlane(dp).total
 	// Per-server association counts come from the workers' gauges; only
-	// peer groups need a walk of the tables (about 35 ms per million
+	// peer groups need a walk of the shards (about 35 ms per million
 	// associations), so only sets that use them pay for it.
-	var groups []*fastpath.Associations
+	var groups []*peerCounts
 	for _, ts := range t.Sets() {
 		if ts.NumPeerGroups() > 0 {
-			shards := make([]*assoc.Shard, 0, len(dp.Workers()))
-			for _, w := range dp.Workers() {
-				shards = append(shards, w.Engine().Shard())
-			}
-			groups = fastpath.CountAssociations(t, shards)
+			groups = countPeerGroups(t, workers)
 			break
 		}
 	}
 	if d.samp.trackers == nil {
-		d.samp = loadSampler{trackers: map[string]*balance.Tracker{}, bias: map[serverRef]float64{}, raised: map[string]uint64{}}
+		d.samp.trackers = map[string]*balance.Tracker{}
 	}
 	nextBias := map[serverRef]float64{}
 	live := map[string]bool{}
-	for i := range d.spec.TargetSets {
-		cs := &d.spec.TargetSets[i]
+	for i := range cur.spec.TargetSets {
+		cs := &cur.spec.TargetSets[i]
 		live[cs.Name] = true
-		ts := t.Set(d.id.setIDs[cs.Name])
+		ts := t.Set(cur.id.setIDs[cs.Name])
 		if ts == nil || ts.Name != cs.Name {
 			continue
 		}
@@ -75,12 +71,12 @@ func (d *Daemon) sample(now time.Time) error {
 			d.samp.trackers[cs.Name] = tr
 		}
 		tr.SetConfig(balance.Config(cs.Balance))
-		res := tr.Observe(now, d.samples(cs, ts, c))
-		var peerCounts [][fastpath.MaxServers]uint32
+		res := tr.Observe(now, samples(cur, cs, ts, c))
+		var peer [][fastpath.MaxServers]uint32
 		if groups != nil && groups[ts.ID] != nil {
-			peerCounts = groups[ts.ID].Group
+			peer = groups[ts.ID].group
 		}
-		d.storeLoad(ts, &res, peerCounts, len(dp.Workers()))
+		storeLoad(ts, &res, peer, len(workers))
 		d.trackAlarm(cs, &res, now)
 		for key, b := range res.Bias {
 			if addr, err := netip.ParseAddr(key); err == nil && b != 1 {
@@ -91,20 +87,58 @@ func (d *Daemon) sample(now time.Time) error {
 	for name := range d.samp.trackers {
 		if !live[name] {
 			delete(d.samp.trackers, name)
+			d.mu.Lock()
 			d.clearAlarms(name, now, "target set removed")
+			d.mu.Unlock()
 		}
 	}
-	if equalBias(nextBias, d.samp.bias) {
-		return nil
+	if equalBias(nextBias, cur.bias) {
+		return
 	}
-	d.samp.bias = nextBias
-	return d.publishLocked()
+	next := *cur
+	next.bias = nextBias
+	d.record(&next, "publish balance bias")
+}
+
+// peerCounts is one set's live associations per peer group and server.
+type peerCounts struct {
+	group [][fastpath.MaxServers]uint32
+}
+
+// countPeerGroups walks every worker's shard once and counts, for each set
+// with peer groups, the associations of each group on each server that
+// still holds them (present, same generation, not being re-selected).
+func countPeerGroups(t *fastpath.Tables, workers []PlaneWorker) []*peerCounts {
+	out := make([]*peerCounts, fastpath.MaxSets)
+	for _, ts := range t.Sets() {
+		if n := ts.NumPeerGroups(); n > 0 {
+			out[ts.ID] = &peerCounts{group: make([][fastpath.MaxServers]uint32, n)}
+		}
+	}
+	for _, w := range workers {
+		w.Assoc.Range(func(k assoc.Key, v assoc.Value) bool {
+			pc := out[k.Set]
+			if k.Kind != assoc.KindFlow || pc == nil {
+				return true
+			}
+			ts := t.Set(k.Set)
+			s := v.Server & (fastpath.MaxServers - 1)
+			if srv := &ts.Servers[s]; !srv.Present || srv.Gen != v.Gen || srv.Reselect {
+				return true
+			}
+			if g, ok := ts.PeerGroup(&k.Addr); ok {
+				pc.group[g][s]++
+			}
+			return true
+		})
+	}
+	return out
 }
 
 // samples builds the balance input of one set: weights after drain and
 // health but before the balance bias, so the alarm does not feed on its own
 // output.
-func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpath.Counters) []balance.ServerSample {
+func samples(st *state, cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpath.Counters) []balance.ServerSample {
 	byAddr := map[netip.Addr]*config.Server{}
 	for i := range cs.Servers {
 		byAddr[cs.Servers[i].Address] = &cs.Servers[i]
@@ -116,7 +150,7 @@ func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpa
 		if !s.Present || cfg == nil {
 			continue
 		}
-		w, _ := d.baseWeight(cs, cfg)
+		w, _ := st.baseWeight(cs, cfg)
 		j := int(ts.ID)*fastpath.MaxServers + slot
 		out = append(out, balance.ServerSample{Key: s.Addr.String(), Name: s.Name, Weight: float64(w),
 			Packets: c.ServerPackets[j], Associations: uint64(max(c.ServerAssociations[j], 0))})
@@ -125,7 +159,7 @@ func (d *Daemon) samples(cs *config.TargetSet, ts *fastpath.TargetSet, c *fastpa
 }
 
 // storeLoad publishes the least-load snapshot of a set that uses one.
-func (d *Daemon) storeLoad(ts *fastpath.TargetSet, res *balance.Result, groups [][fastpath.MaxServers]uint32, workers int) {
+func storeLoad(ts *fastpath.TargetSet, res *balance.Result, groups [][fastpath.MaxServers]uint32, workers int) {
 	if ts.Load == nil {
 		return
 	}
@@ -150,6 +184,11 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 		return
 	}
 	servers := alarmServers(res, cs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.samp.raised == nil {
+		d.samp.raised = map[string]uint64{}
+	}
 	switch {
 	case res.Raised:
 		d.samp.raised[cs.Name]++
@@ -179,7 +218,8 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 	}
 }
 
-// clearAlarms ends every active alarm of a set and logs it.
+// clearAlarms ends every active alarm of a set and logs it. Called with d.mu
+// held.
 func (d *Daemon) clearAlarms(set string, now time.Time, why string) {
 	for i := range d.alarms {
 		a := &d.alarms[i]

@@ -17,15 +17,15 @@ var ErrRestartNeeded = errors.New("change needs a restart")
 // ErrUnknownServer reports a drain or enable naming no configured server.
 var ErrUnknownServer = errors.New("no such server")
 
-// Reload re-reads the configuration file the daemon was started with. An
-// invalid file changes nothing and the error lists every problem with its
-// file:line:column. A valid one is applied with one table publication:
-// associations whose server remains keep it; the others re-select on their
-// next packet.
+// Reload re-reads the configuration file the daemon was started with. It is
+// all or nothing: a file that does not parse or validate, a spec whose tables
+// cannot be built and a publication the data plane refuses all leave the
+// daemon as it was (spec, numbering, published tables, steered VIPs), and
+// the error lists every problem with its file:line:column. A valid one is
+// applied with one table publication: associations whose server remains
+// keep it; the others re-select on their next packet.
 func (d *Daemon) Reload(ctx context.Context) error {
-	d.mu.Lock()
-	path := d.spec.Path
-	d.mu.Unlock()
+	path := d.Spec().Path
 	next, err := config.Load(path)
 	if err != nil {
 		d.log.Error().Str("config", path).Msg("reload refused: invalid configuration, nothing changed")
@@ -34,27 +34,49 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 		return err
 	}
-	return d.do(ctx, func() error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if !reflect.DeepEqual(next.Dataplane, d.spec.Dataplane) || next.API != d.spec.API {
-			err := fmt.Errorf("%s: [dataplane] or [api] changed: %w; target sets were not applied either", path, ErrRestartNeeded)
-			d.log.Error().Err(err).Msg("reload refused")
-			return err
+	return d.do(ctx, func() error { return d.reload(next) })
+}
+
+// reload applies a validated spec. Control goroutine only.
+func (d *Daemon) reload(next *config.Spec) error {
+	cur := d.cur()
+	path := next.Path
+	if !reflect.DeepEqual(next.Dataplane, cur.spec.Dataplane) || next.API != cur.spec.API {
+		err := fmt.Errorf("%s: [dataplane] or [api] changed: %w; target sets were not applied either", path, ErrRestartNeeded)
+		d.log.Error().Err(err).Msg("reload refused")
+		return err
+	}
+	st := *cur
+	st.spec = next
+	st.down = checkedOnly(cur.down, next)
+	if err := d.apply(&st); err != nil {
+		err = fmt.Errorf("apply %s: %w", path, err)
+		d.log.Error().Err(err).Msg("reload refused, nothing changed")
+		return err
+	}
+	d.log.Info().Str("config", path).Uint64("generation", d.Generation()).Int("target_sets", len(next.TargetSets)).Msg("reloaded")
+	if d.health != nil {
+		// Update waits for stopped checkers; they never wait on us (healthQueue).
+		d.health.Update(healthTargets(next))
+	}
+	return nil
+}
+
+// checkedOnly keeps the down verdicts of servers spec still checks: a
+// server whose set no longer has a health check, or that left its set, has
+// no checker left to bring it back up.
+func checkedOnly(down map[serverRef]bool, spec *config.Spec) map[serverRef]bool {
+	checked := map[serverRef]bool{}
+	for _, t := range healthTargets(spec) {
+		checked[serverRef{t.Set, t.Addr}] = true
+	}
+	out := map[serverRef]bool{}
+	for ref := range down {
+		if checked[ref] {
+			out[ref] = true
 		}
-		prev := d.spec
-		d.spec = next
-		if err := d.publishLocked(); err != nil {
-			d.spec = prev
-			return fmt.Errorf("apply %s: %w", path, err)
-		}
-		d.log.Info().Str("config", path).Uint64("generation", d.gen).Int("target_sets", len(next.TargetSets)).Msg("reloaded")
-		if d.health != nil {
-			// Update waits for stopped checkers; they never wait on us (healthQueue).
-			d.health.Update(healthTargets(next))
-		}
-		return nil
-	})
+	}
+	return out
 }
 
 func splitErrors(err error) []string {
@@ -70,21 +92,23 @@ func splitErrors(err error) []string {
 }
 
 // SetDrained drains (no new associations, existing ones continue) or
-// re-enables a server of a target set. server is its name or address.
+// re-enables a server of a target set. server is its name or address. If
+// the tables cannot be published, nothing changes.
 func (d *Daemon) SetDrained(ctx context.Context, set, server string, drained bool) error {
 	return d.do(ctx, func() error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		ref, err := d.findServer(set, server)
+		cur := d.cur()
+		ref, err := findServer(cur.spec, set, server)
 		if err != nil {
 			return err
 		}
+		st := *cur
+		st.drained = cloneRefs(cur.drained)
 		if drained {
-			d.drained[ref] = true
+			st.drained[ref] = true
 		} else {
-			delete(d.drained, ref)
+			delete(st.drained, ref)
 		}
-		if err := d.publishLocked(); err != nil {
+		if err := d.apply(&st); err != nil {
 			return err
 		}
 		d.log.Info().Str("target_set", set).Str("server", server).Bool("drained", drained).Msg("server admin state")
@@ -92,8 +116,8 @@ func (d *Daemon) SetDrained(ctx context.Context, set, server string, drained boo
 	})
 }
 
-func (d *Daemon) findServer(set, server string) (serverRef, error) {
-	for _, ts := range d.spec.TargetSets {
+func findServer(spec *config.Spec, set, server string) (serverRef, error) {
+	for _, ts := range spec.TargetSets {
 		if ts.Name != set {
 			continue
 		}
@@ -109,7 +133,5 @@ func (d *Daemon) findServer(set, server string) (serverRef, error) {
 
 // Drained reports whether a server is drained by an operator.
 func (d *Daemon) Drained(set string, addr netip.Addr) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.drained[serverRef{set, addr}]
+	return d.cur().drained[serverRef{set, addr}]
 }

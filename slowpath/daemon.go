@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"sync"
@@ -13,8 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ipfront/ipfront/fastpath"
-	"github.com/ipfront/ipfront/fastpath/steer"
-	"github.com/ipfront/ipfront/fastpath/xsk"
 	"github.com/ipfront/ipfront/slowpath/config"
 	"github.com/ipfront/ipfront/slowpath/health"
 )
@@ -33,26 +32,41 @@ const (
 
 // Daemon is the slow path: it owns the validated spec, starts the data plane
 // from it, keeps server MACs resolved, and publishes new table generations.
-// One control goroutine (Run) does all of that; the API reads through
-// accessors that never touch workers.
+//
+// One control goroutine (Run) makes every change. It builds table
+// generations without holding any lock and, once one is published, swaps
+// the state it was built from in with one atomic store; API readers load
+// that state and never wait for a build, a publication or a shard walk.
 type Daemon struct {
 	log   zerolog.Logger
-	neigh *Neighbors
+	opts  DaemonOptions // every field set by NewDaemon
 	ready atomic.Bool
 	reqs  chan request // work for the control goroutine, from API handlers and signals
 
-	mu      sync.Mutex // guards the fields below against API readers; written by the control goroutine
+	st    atomic.Pointer[state]     // what the tables were last built from; replaced whole by the control goroutine
+	plane atomic.Pointer[DataPlane] // nil until Run started the data plane
+
+	mu     sync.Mutex // guards alarms and samp.raised against API readers; held only to copy
+	alarms []Alarm    // balance alarms, raised and cleared
+
+	// Owned by the control goroutine.
+	samp     loadSampler // balance trackers
+	health   *health.Monitor
+	healthQ  *healthQueue
+	missing  int  // unresolved (interface, server) pairs at the last refresh
+	unsynced bool // a health or balance change is recorded in st but its publication failed: retry
+}
+
+// state is one consistent view of what a table generation is built from and
+// the numbering it used. It is immutable once stored: the control goroutine
+// makes a modified copy (copying any map it changes) and stores that.
+type state struct {
 	spec    *config.Spec
 	id      *Identity
-	gen     uint64
-	dp      *fastpath.Dataplane
-	drained map[serverRef]bool // set by ctl drain, cleared by ctl enable; survives reloads
-	down    map[serverRef]bool // failed health checks
-	alarms  []Alarm            // balance alarms, raised and cleared
-	samp    loadSampler        // balance trackers and bias
-
-	health  *health.Monitor // nil until Run
-	healthQ *healthQueue
+	gen     uint64                // generation of the tables last published; 0 before the first
+	drained map[serverRef]bool    // set by ctl drain, cleared by ctl enable; survives reloads
+	down    map[serverRef]bool    // failed health checks
+	bias    map[serverRef]float64 // weight factors while a set's balance alarm is active
 }
 
 // serverRef names a server across reloads: its set's name and its address.
@@ -68,11 +82,27 @@ type request struct {
 	done chan error
 }
 
-// NewDaemon returns a daemon for spec; nothing touches the kernel until Run.
-func NewDaemon(spec *config.Spec, log zerolog.Logger) *Daemon {
-	return &Daemon{log: log, neigh: NewNeighbors(), spec: spec, id: NewIdentity(),
-		reqs: make(chan request), drained: map[serverRef]bool{}, down: map[serverRef]bool{}, healthQ: newHealthQueue()}
+// NewDaemon returns a daemon for spec; nothing touches the kernel until Run,
+// which starts the data plane with o.Start.
+func NewDaemon(spec *config.Spec, log zerolog.Logger, o DaemonOptions) *Daemon {
+	if o.Clock == nil {
+		o.Clock = WallClock{}
+	}
+	if o.Neighbors == nil {
+		o.Neighbors = NewNeighbors()
+	}
+	d := &Daemon{log: log, opts: o, reqs: make(chan request), healthQ: newHealthQueue()}
+	d.st.Store(&state{spec: spec, id: NewIdentity(), drained: map[serverRef]bool{}, down: map[serverRef]bool{},
+		bias: map[serverRef]float64{}})
+	return d
 }
+
+// cur is the state in force.
+func (d *Daemon) cur() *state { return d.st.Load() }
+
+// dp is the running data plane; only the control goroutine calls it, after
+// Run started it.
+func (d *Daemon) dp() DataPlane { return *d.plane.Load() }
 
 // do runs fn on the control goroutine and returns its error; it fails if
 // the daemon is not running.
@@ -86,28 +116,18 @@ func (d *Daemon) do(ctx context.Context, fn func() error) error {
 	return <-r.done
 }
 
-// DataplaneConfig translates the spec's [dataplane] table for the fast path.
-func DataplaneConfig(dp *config.Dataplane) fastpath.Config {
-	mode := map[config.XDPMode]steer.XDPMode{config.XDPAuto: steer.ModeAuto, config.XDPNative: steer.ModeNative, config.XDPGeneric: steer.ModeGeneric}[dp.XDPMode]
-	sock := map[string]xsk.Mode{config.ZeroCopyAuto: xsk.ModeAuto, config.ZeroCopyOn: xsk.ModeZeroCopy, config.ZeroCopyOff: xsk.ModeCopy}[dp.ZeroCopy]
-	return fastpath.Config{
-		Interfaces: dp.Interfaces, Queues: dp.Queues, CPUs: dp.CPUs, XDPMode: mode,
-		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize, MaxAssociations: dp.MaxAssociations,
-		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
-		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
-	}
-}
-
 // Run starts the data plane and serves until ctx is cancelled, then tears
 // everything down. onReady, if set, is called once the daemon is ready.
 func (d *Daemon) Run(ctx context.Context, onReady func()) error {
-	dp, err := fastpath.Start(DataplaneConfig(&d.spec.Dataplane))
+	spec := d.cur().spec
+	if d.opts.Start == nil {
+		return errors.New("start data plane: no start function")
+	}
+	dp, err := d.opts.Start(&spec.Dataplane)
 	if err != nil {
 		return fmt.Errorf("start data plane: %w", err)
 	}
-	d.mu.Lock()
-	d.dp = dp
-	d.mu.Unlock()
+	d.plane.Store(&dp)
 	defer func() {
 		if err := dp.Close(); err != nil {
 			d.log.Warn().Err(err).Msg("data plane teardown")
@@ -119,19 +139,25 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 	}
 	for _, w := range dp.Workers() {
 		d.log.Info().Str("interface", w.Interface).Int("queue", w.Queue).Int("cpu", w.CPU).
-			Bool("busy_poll", d.spec.Dataplane.BusyPoll).Msg("worker started")
+			Bool("busy_poll", spec.Dataplane.BusyPoll).Msg("worker started")
 	}
-	if err := d.refreshAndPublish(true); err != nil {
+	d.logUnchecked(spec)
+	d.refreshNeighbors()
+	if err := d.apply(d.cur()); err != nil {
 		return err
 	}
-	d.health = health.NewMonitor(d.healthQ.push)
+	d.health = health.NewMonitorOptions(d.healthQ.push, d.opts.healthOptions())
 	defer d.health.Close()
-	d.health.Update(healthTargets(d.Spec()))
-	start := time.Now()
-	timer := time.NewTimer(resolveFast)
-	defer timer.Stop()
-	sampling := time.NewTicker(samplePeriod)
+	d.health.Update(healthTargets(spec))
+
+	clock := d.opts.Clock
+	start := clock.Now()
+	period := resolveFast
+	refresh := clock.NewTicker(period)
+	defer refresh.Stop()
+	sampling := clock.NewTicker(samplePeriod)
 	defer sampling.Stop()
+	d.checkReady(start, onReady)
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,81 +165,114 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			return nil
 		case r := <-d.reqs:
 			r.done <- r.fn()
-			continue
 		case <-d.healthQ.notify:
-			if err := d.applyHealth(d.healthQ.drain()); err != nil {
-				d.log.Error().Err(err).Msg("publish health change")
+			d.applyHealth(d.healthQ.drain())
+		case now := <-sampling.C():
+			d.sample(now)
+		case <-refresh.C():
+			if d.refreshNeighbors() || d.unsynced {
+				d.republish("publish tables")
 			}
-			continue
-		case now := <-sampling.C:
-			if err := d.sample(now); err != nil {
-				d.log.Error().Err(err).Msg("publish balance bias")
+			d.checkReady(start, onReady)
+			next := resolveSteady
+			if d.missing > 0 {
+				next = resolveFast
 			}
-			continue
-		case <-timer.C:
-		}
-		if err := d.refreshAndPublish(false); err != nil {
-			d.log.Error().Err(err).Msg("publish tables")
-		}
-		if !d.ready.Load() && (d.unresolved() == 0 || time.Since(start) > readyTimeout) {
-			if n := d.unresolved(); n > 0 {
-				d.log.Warn().Int("unresolved_servers", n).Msg("ready with servers whose MAC is unknown; their new flows are dropped until resolved")
-			}
-			d.ready.Store(true)
-			d.log.Info().Uint64("generation", d.Generation()).Msg("ready")
-			if onReady != nil {
-				onReady()
+			if next != period {
+				period = next
+				refresh.Reset(period)
 			}
 		}
-		next := resolveSteady
-		if d.unresolved() > 0 {
-			next = resolveFast
-		}
-		timer.Reset(next)
 	}
 }
 
-// refreshAndPublish re-reads server MACs and publishes a new generation when
-// one changed (or always, when force is set).
-func (d *Daemon) refreshAndPublish(force bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ifs := d.dp.Interfaces()
+// checkReady declares the daemon ready once every server is resolved, or
+// readyTimeout after start.
+func (d *Daemon) checkReady(start time.Time, onReady func()) {
+	if d.ready.Load() || (d.missing > 0 && d.opts.Clock.Now().Sub(start) <= readyTimeout) {
+		return
+	}
+	if d.missing > 0 {
+		d.log.Warn().Int("unresolved_servers", d.missing).Msg("ready with servers whose MAC is unknown; their new flows are dropped until resolved")
+	}
+	d.ready.Store(true)
+	d.log.Info().Uint64("generation", d.Generation()).Msg("ready")
+	if onReady != nil {
+		onReady()
+	}
+}
+
+// refreshNeighbors re-reads server MACs and reports whether one changed.
+// Control goroutine only; it holds no lock while the kernel answers.
+func (d *Daemon) refreshNeighbors() bool {
+	ifs := d.dp().Interfaces()
 	idx, names := make([]int, len(ifs)), make([]string, len(ifs))
 	for i, ifc := range ifs {
 		idx[i], names[i] = ifc.Index, ifc.Name
 	}
-	changed, _ := d.neigh.Refresh(idx, names, serverAddrs(d.spec))
-	if !changed && !force {
-		return nil
-	}
-	return d.publishLocked()
+	changed, missing := d.opts.Neighbors.Refresh(idx, names, serverAddrs(d.cur().spec))
+	d.missing = missing
+	return changed
 }
 
-func (d *Daemon) publishLocked() error {
-	ifs := d.dp.Interfaces()
-	macs := func(iface int, addr netip.Addr) ([6]byte, bool) { return d.neigh.Lookup(ifs[iface].Index, addr) }
-	t, id, err := Build(d.spec, d.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: d.policy, Generation: d.gen + 1, Now: time.Now()})
+// apply builds the tables of next, publishes them and makes next (with the
+// numbering and generation of those tables) the daemon's state. On error
+// nothing changed: not the state, not the numbering, not the tables the
+// workers use, not the steered VIPs. Control goroutine only.
+func (d *Daemon) apply(next *state) error {
+	dp := d.dp()
+	ifs := dp.Interfaces()
+	macs := func(iface int, addr netip.Addr) ([6]byte, bool) {
+		return d.opts.Neighbors.Lookup(ifs[iface].Index, addr)
+	}
+	t, id, err := Build(next.spec, next.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: next.policy,
+		Generation: d.cur().gen + 1, Now: d.opts.Clock.Now()})
 	if err != nil {
-		return err
+		return fmt.Errorf("build tables: %w", err)
 	}
-	if err := d.dp.Publish(t); err != nil {
-		return err
+	if err := dp.Publish(t); err != nil {
+		if !errors.Is(err, fastpath.ErrStaleVIPs) {
+			return fmt.Errorf("publish tables: %w", err)
+		}
+		d.log.Warn().Err(err).Uint64("generation", t.Generation).Msg("tables published; removed VIPs stay steered to the workers, which drop them as no_target_set")
 	}
-	d.id, d.gen = id, t.Generation
-	d.log.Debug().Uint64("generation", d.gen).Int("target_sets", len(d.spec.TargetSets)).Msg("tables published")
+	s := *next
+	s.id, s.gen = id, t.Generation
+	d.st.Store(&s)
+	d.unsynced = false
+	d.log.Debug().Uint64("generation", s.gen).Int("target_sets", len(s.spec.TargetSets)).Msg("tables published")
 	return nil
+}
+
+// record applies an observation (health, balance) that must not be lost if
+// its publication fails: the state keeps it, and the next neighbour refresh
+// publishes again. Control goroutine only.
+func (d *Daemon) record(next *state, what string) {
+	if err := d.apply(next); err != nil {
+		d.log.Error().Err(err).Msg(what + "; retrying at the next refresh")
+		d.st.Store(next) // its numbering and generation are still those in force
+		d.unsynced = true
+	}
+}
+
+// republish publishes the current state again (MACs changed, or a failed
+// publication is retried).
+func (d *Daemon) republish(what string) {
+	if err := d.apply(d.cur()); err != nil {
+		d.unsynced = true
+		d.log.Error().Err(err).Msg(what)
+	}
 }
 
 // baseWeight applies operator drain and health to a configured server: the
 // weight new associations would see without the balance bias, and whether
-// its associations must move. Called with d.mu held.
-func (d *Daemon) baseWeight(set *config.TargetSet, srv *config.Server) (uint32, bool) {
+// its associations must move.
+func (s *state) baseWeight(set *config.TargetSet, srv *config.Server) (uint32, bool) {
 	ref := serverRef{set.Name, srv.Address}
-	if d.down[ref] {
+	if s.down[ref] {
 		return 0, set.OnServerFailure != config.FailureKeep
 	}
-	if d.drained[ref] {
+	if s.drained[ref] {
 		return 0, false // drained: no new associations, existing ones stay
 	}
 	return uint32(srv.Weight), false
@@ -221,31 +280,15 @@ func (d *Daemon) baseWeight(set *config.TargetSet, srv *config.Server) (uint32, 
 
 // policy is baseWeight scaled by the balance bias of an active alarm. A
 // biased weight never rounds a weighted server down to 0 unless the bias is 0.
-// Called with d.mu held.
-func (d *Daemon) policy(set *config.TargetSet, srv *config.Server) (uint32, bool) {
-	w, reselect := d.baseWeight(set, srv)
-	if b, ok := d.samp.bias[serverRef{set.Name, srv.Address}]; ok && w > 0 {
+func (s *state) policy(set *config.TargetSet, srv *config.Server) (uint32, bool) {
+	w, reselect := s.baseWeight(set, srv)
+	if b, ok := s.bias[serverRef{set.Name, srv.Address}]; ok && w > 0 {
 		w = uint32(math.Round(float64(w) * b))
 		if b > 0 && w == 0 {
 			w = 1
 		}
 	}
 	return w, reselect
-}
-
-// unresolved counts servers without a MAC on some interface.
-func (d *Daemon) unresolved() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, ifc := range d.dp.Interfaces() {
-		for _, a := range serverAddrs(d.spec) {
-			if _, ok := d.neigh.Lookup(ifc.Index, a); !ok {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 func serverAddrs(spec *config.Spec) []netip.Addr {
@@ -266,18 +309,24 @@ func serverAddrs(spec *config.Spec) []netip.Addr {
 func (d *Daemon) Ready() bool { return d.ready.Load() }
 
 // Generation is the generation of the tables last published.
-func (d *Daemon) Generation() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.gen
-}
+func (d *Daemon) Generation() uint64 { return d.cur().gen }
 
-// Dataplane returns the running data plane, or nil before Run started it.
-func (d *Daemon) Dataplane() *fastpath.Dataplane {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dp
+// Plane returns the running data plane for readers, or nil before Run
+// started it.
+func (d *Daemon) Plane() Plane {
+	if p := d.plane.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // ErrNotRunning is returned by accessors used before Run started the data plane.
 var ErrNotRunning = errors.New("data plane not running")
+
+// cloneRefs copies a server map for a modified state.
+func cloneRefs[V any](m map[serverRef]V) map[serverRef]V {
+	if m == nil {
+		return map[serverRef]V{}
+	}
+	return maps.Clone(m)
+}

@@ -51,33 +51,66 @@ func healthTargets(spec *config.Spec) []health.Target {
 	return out
 }
 
-// applyHealth records health verdicts and republishes when a server's
-// eligibility changed. Control goroutine only.
-func (d *Daemon) applyHealth(events []health.Event) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	changed := false
-	for _, ev := range events {
-		ref := serverRef{ev.Target.Set, ev.Target.Addr}
-		if _, err := d.findServer(ev.Target.Set, ev.Target.Addr.String()); err != nil {
-			continue // removed by a reload since
-		}
-		if d.down[ref] == !ev.Up {
+// logUnchecked says once, at start, which sets are not health-checked, so
+// an operator who expected checks learns why no server ever goes down.
+func (d *Daemon) logUnchecked(spec *config.Spec) {
+	for _, ts := range spec.TargetSets {
+		if ts.Health.Type != config.HealthNone {
 			continue
 		}
-		changed = true
+		d.log.Info().Str("target_set", ts.Name).
+			Msg(`servers are not health-checked (type = "none", or no [target_set.health] on a set without TCP or with ports "*"); add [target_set.health] to check them`)
+	}
+}
+
+// applyHealth records health verdicts and republishes when a server's
+// eligibility changed. Events for servers the spec no longer checks come
+// from checkers a reload stopped and are ignored: such a server is up.
+// Control goroutine only.
+func (d *Daemon) applyHealth(events []health.Event) {
+	cur := d.cur()
+	checked := map[serverRef]bool{}
+	for _, t := range healthTargets(cur.spec) {
+		checked[serverRef{t.Set, t.Addr}] = true
+	}
+	var down map[serverRef]bool
+	for _, ev := range events {
+		ref := serverRef{ev.Target.Set, ev.Target.Addr}
+		if !checked[ref] {
+			continue
+		}
+		if down == nil {
+			down = cloneRefs(cur.down)
+		}
+		if down[ref] == !ev.Up {
+			continue
+		}
 		if ev.Up {
-			delete(d.down, ref)
+			delete(down, ref)
 			d.log.Info().Str("target_set", ev.Target.Set).Str("server", ev.Target.Server).Str("address", ev.Target.Addr.String()).
 				Msg("server up: eligible for new associations")
 		} else {
-			d.down[ref] = true
+			down[ref] = true
 			d.log.Warn().Str("target_set", ev.Target.Set).Str("server", ev.Target.Server).Str("address", ev.Target.Addr.String()).
 				Str("reason", ev.Reason).Msg("server down: no new associations")
 		}
 	}
-	if !changed {
-		return nil
+	if down == nil || equalRefs(down, cur.down) {
+		return
 	}
-	return d.publishLocked()
+	next := *cur
+	next.down = down
+	d.record(&next, "publish health change")
+}
+
+func equalRefs(a, b map[serverRef]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }

@@ -19,33 +19,30 @@ type (
 )
 
 // Spec returns the configuration in force. Callers must not modify it.
-func (d *Daemon) Spec() *config.Spec {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.spec
-}
+func (d *Daemon) Spec() *config.Spec { return d.cur().spec }
 
-// Servers lists every configured server with its run-time state.
+// Servers lists every configured server with its run-time state. It reads
+// one consistent state without waiting for the control goroutine.
 func (d *Daemon) Servers() []ServerState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	st := d.cur()
+	p := d.Plane()
 	var out []ServerState
-	for i := range d.spec.TargetSets {
-		ts := &d.spec.TargetSets[i]
+	for i := range st.spec.TargetSets {
+		ts := &st.spec.TargetSets[i]
 		for j := range ts.Servers {
 			s := &ts.Servers[j]
 			ref := serverRef{ts.Name, s.Address}
-			w, _ := d.policy(ts, s)
-			st := ServerState{Set: ts.Name, Name: s.Name, Address: s.Address, Weight: s.Weight, EffectiveWeight: w,
-				Drained: d.drained[ref], Healthy: !d.down[ref], Resolved: d.dp != nil}
-			if d.dp != nil {
-				for _, ifc := range d.dp.Interfaces() {
-					if _, ok := d.neigh.Lookup(ifc.Index, s.Address); !ok {
-						st.Resolved = false
+			w, _ := st.policy(ts, s)
+			ss := ServerState{Set: ts.Name, Name: s.Name, Address: s.Address, Weight: s.Weight, EffectiveWeight: w,
+				Drained: st.drained[ref], Healthy: !st.down[ref], Resolved: p != nil}
+			if p != nil {
+				for _, ifc := range p.Interfaces() {
+					if _, ok := d.opts.Neighbors.Lookup(ifc.Index, s.Address); !ok {
+						ss.Resolved = false
 					}
 				}
 			}
-			out = append(out, st)
+			out = append(out, ss)
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 // Command ipfront is the ipfront daemon and its tools: "ipfront run" runs the
 // load balancer, "ipfront check" validates a configuration file, "ipfront
-// ctl" talks to a running daemon's API.
+// ctl" talks to a running daemon's API, "ipfront version" says which build
+// this is.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -18,6 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/cmd/ipfront/internal/ctl"
+	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/steer"
+	"github.com/ipfront/ipfront/fastpath/xsk"
 	"github.com/ipfront/ipfront/slowpath"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -28,6 +33,7 @@ commands:
   run   --config FILE   run the load balancer (SIGHUP re-reads FILE)
   check --config FILE   validate a configuration file and exit
   ctl   [flags] CMD     query and steer a running daemon ("ipfront ctl -h")
+  version               print the module version and VCS revision (also --version)
 `
 
 func main() {
@@ -45,6 +51,10 @@ func main() {
 		err = ctl.Run(os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
+		return
+	case "version", "--version", "-version":
+		info, _ := debug.ReadBuildInfo()
+		fmt.Println(versionLine(info))
 		return
 	default:
 		fmt.Fprintf(os.Stderr, "ipfront: unknown command %q\n%s", os.Args[1], usage)
@@ -115,7 +125,7 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d := slowpath.NewDaemon(spec, log)
+	d := slowpath.NewDaemon(spec, log, slowpath.DaemonOptions{Start: startDataplane})
 	api, err := slowpath.Listen(d, spec.API)
 	if err != nil {
 		return fmt.Errorf("api listen %s: %w", spec.API.Listen, err)
@@ -134,8 +144,8 @@ func run(args []string) error {
 		}
 	}()
 	err = d.Run(ctx, nil)
-	if dp := d.Dataplane(); dp != nil {
-		c := slowpath.CountersOf(dp)
+	if p := d.Plane(); p != nil {
+		c := slowpath.CountersOf(p)
 		log.Info().Uint64("rx_packets", c.RxPackets).Uint64("tx_packets", c.TxPackets).Uint64("dropped", c.Dropped).
 			Uint64("new_associations", c.NewAssociations).Msg("final counters")
 	}
@@ -143,4 +153,65 @@ func run(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// startDataplane starts the AF_XDP data plane a [dataplane] table describes.
+// The daemon gets it as its start function: slowpath itself knows neither
+// sockets nor steering programs.
+func startDataplane(dp *config.Dataplane) (slowpath.DataPlane, error) {
+	d, err := fastpath.Start(dataplaneConfig(dp))
+	if err != nil {
+		return nil, err
+	}
+	return slowpath.FastPlane(d), nil
+}
+
+// dataplaneConfig translates the spec's [dataplane] table for the fast path.
+func dataplaneConfig(dp *config.Dataplane) fastpath.Config {
+	mode := map[config.XDPMode]steer.XDPMode{config.XDPAuto: steer.ModeAuto, config.XDPNative: steer.ModeNative, config.XDPGeneric: steer.ModeGeneric}[dp.XDPMode]
+	sock := map[string]xsk.Mode{config.ZeroCopyAuto: xsk.ModeAuto, config.ZeroCopyOn: xsk.ModeZeroCopy, config.ZeroCopyOff: xsk.ModeCopy}[dp.ZeroCopy]
+	return fastpath.Config{
+		Interfaces: dp.Interfaces, Queues: dp.Queues, CPUs: dp.CPUs, XDPMode: mode,
+		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize, MaxAssociations: dp.MaxAssociations,
+		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
+		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
+	}
+}
+
+// versionLine says which build this is: the main module's version (a tag,
+// a pseudo-version, or "(devel)" for a build from a work tree) and, when the
+// go command stamped it, the VCS revision, its time and whether the tree had
+// local changes.
+func versionLine(info *debug.BuildInfo) string {
+	if info == nil {
+		return "ipfront (no build information)"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	line := "ipfront " + v
+	var rev, at, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	switch {
+	case rev == "":
+		line += " (no VCS revision)"
+	case modified == "true":
+		line += " revision " + rev + " (modified)"
+	default:
+		line += " revision " + rev
+	}
+	if at != "" {
+		line += " " + at
+	}
+	return line + " " + info.GoVersion
 }

@@ -67,9 +67,19 @@ func (b *Backend) Generation() uint64 { b.mu.Lock(); defer b.mu.Unlock(); return
 // Spec implements slowpath.Backend.
 func (b *Backend) Spec() *config.Spec { b.mu.Lock(); defer b.mu.Unlock(); return b.spec }
 
-// Dataplane implements slowpath.Backend: there is never a real one; serve
-// a Plane through slowpath.Options.Plane.
-func (b *Backend) Dataplane() *fastpath.Dataplane { return nil }
+// Plane implements slowpath.Backend: the Plane SetPlane gave, or nil (no
+// data plane running).
+func (b *Backend) Plane() slowpath.Plane {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.plane == nil {
+		return nil // a nil *Plane in the interface would not read as nil
+	}
+	return b.plane
+}
+
+// SetPlane makes p the data plane Plane reports; nil means none runs.
+func (b *Backend) SetPlane(p *Plane) { b.mu.Lock(); b.plane = p; b.mu.Unlock() }
 
 // Servers implements slowpath.Backend.
 func (b *Backend) Servers() []slowpath.ServerState {

@@ -73,13 +73,13 @@ func (c *checker) sameProbe(t Target) bool {
 
 // run is c's goroutine: it probes until ctx is cancelled, starting from the
 // verdict in c.state.
-func (c *checker) run(ctx context.Context, onChange func(Event)) {
+func (c *checker) run(ctx context.Context, onChange func(Event), o *Options) {
 	defer close(c.done)
 	t := c.target.Load()
 	h := hysteresis{rise: t.Check.Rise, fall: t.Check.Fall, state: verdict(c.state.Load())}
 	report := func(reason string) {
 		c.state.Store(uint32(h.state)) // before the event: a caller reacting to it sees the new state
-		onChange(Event{Target: *c.target.Load(), Up: h.state == verdictUp, Reason: reason, At: time.Now()})
+		onChange(Event{Target: *c.target.Load(), Up: h.state == verdictUp, Reason: reason, At: o.now()})
 	}
 
 	if err := t.Validate(); err != nil {
@@ -97,9 +97,9 @@ func (c *checker) run(ctx context.Context, onChange func(Event)) {
 		return
 	}
 
-	probe := newProbe(*t)
-	tick := time.NewTicker(t.Check.Interval)
-	defer tick.Stop()
+	probe := o.probe(*t)
+	tick, stop := o.ticker(t.Check.Interval)
+	defer stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 		ok, reason := probe(pctx)
@@ -107,11 +107,11 @@ func (c *checker) run(ctx context.Context, onChange func(Event)) {
 		if ctx.Err() != nil {
 			return // stopped mid-probe: the result says nothing about the server
 		}
-		end := time.Now()
+		end := o.now()
 		if h.observe(ok) {
 			report(reason)
 		}
-		if !waitTick(ctx, tick.C, end) {
+		if !waitTick(ctx, tick, end) {
 			return
 		}
 	}

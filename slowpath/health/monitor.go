@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // key names a server across Updates: its set and its address.
@@ -18,6 +19,7 @@ type key struct {
 // contract on onChange.
 type Monitor struct {
 	onChange func(Event)
+	opts     Options
 
 	// view maps servers to their checkers. Update and Close publish a new map
 	// and never change a published one; State loads it without locking.
@@ -30,10 +32,49 @@ type Monitor struct {
 // NewMonitor returns a Monitor that checks nothing until Update. onChange
 // receives every verdict change; it is called from the Monitor's goroutines
 // and must not block (see the package documentation).
-func NewMonitor(onChange func(Event)) *Monitor {
-	m := &Monitor{onChange: onChange}
+func NewMonitor(onChange func(Event)) *Monitor { return NewMonitorOptions(onChange, Options{}) }
+
+// Options replace what a Monitor's checkers probe with and time by; the zero
+// value probes the network on the system clock. Tests use them to drive
+// checkers deterministically.
+type Options struct {
+	// Probe, if set, checks a server once instead of the network probe of
+	// its Check; ctx carries the probe's deadline.
+	Probe func(ctx context.Context, t Target) (ok bool, reason string)
+	// Now, if set, replaces time.Now for events and tick bookkeeping.
+	Now func() time.Time
+	// NewTicker, if set, replaces time.NewTicker for the probe schedule; it
+	// returns the tick channel and a function that stops the ticker.
+	NewTicker func(d time.Duration) (<-chan time.Time, func())
+}
+
+// NewMonitorOptions is NewMonitor with o.
+func NewMonitorOptions(onChange func(Event), o Options) *Monitor {
+	m := &Monitor{onChange: onChange, opts: o}
 	m.view.Store(&map[key]*checker{})
 	return m
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func (o *Options) probe(t Target) probe {
+	if o.Probe != nil {
+		return func(ctx context.Context) (bool, string) { return o.Probe(ctx, t) }
+	}
+	return newProbe(t)
+}
+
+func (o *Options) ticker(d time.Duration) (<-chan time.Time, func()) {
+	if o.NewTicker != nil {
+		return o.NewTicker(d)
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // Update makes targets the servers being checked:
@@ -109,7 +150,7 @@ func (m *Monitor) Update(targets []Target) {
 func (m *Monitor) start(c *checker) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	go c.run(ctx, m.onChange)
+	go c.run(ctx, m.onChange, &m.opts)
 }
 
 // State reports the verdict on the server addr of set: up is false only for
