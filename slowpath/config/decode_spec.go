@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -111,7 +112,7 @@ func decodeTargetSet(t table) TargetSet {
 		ts.Servers = append(ts.Servers, decodeServer(st))
 	}
 	_, checked := t.m["health"]
-	ts.Health = decodeHealth(t.sub("health"), checked, ts.Ports)
+	ts.Health = decodeHealth(t.sub("health"), checked, ts.Ports, ts.Protocols)
 	for _, pt := range t.tables("peer_group") {
 		ts.PeerGroups = append(ts.PeerGroups, decodePeerGroup(pt))
 	}
@@ -121,8 +122,10 @@ func decodeTargetSet(t table) TargetSet {
 // decodeHealth reads [target_set.health]; present tells whether the set has
 // the table. The port defaults to the first port of the set's first range.
 // A set without the table whose first range is "*" has no port to check and
-// is not checked, so that the defaults alone always make a valid set.
-func decodeHealth(t table, present bool, ports []PortRange) Health {
+// is not checked, so that the defaults alone always make a valid set; nor is
+// a set without TCP, whose servers need not accept TCP at all (a TCP check
+// would mark every server of a UDP-only set down).
+func decodeHealth(t table, present bool, ports []PortRange, protos []Proto) Health {
 	t.checkKeys(healthSchema)
 	h := Health{
 		Type:         t.str("type", HealthTCP),
@@ -137,7 +140,7 @@ func decodeHealth(t table, present bool, ports []PortRange) Health {
 	if len(ports) > 0 && validRange(ports[0]) {
 		first = ports[0]
 	}
-	if !present && first == allPorts {
+	if !present && (first == allPorts || !slices.Contains(protos, ProtoTCP)) {
 		h.Type = HealthNone
 	}
 	if first != allPorts {

@@ -165,7 +165,8 @@ const (
 
 // Health is [target_set.health]: how the servers of a set are checked.
 // Without the table the defaults apply, except that a set whose first port
-// range is "*" has no port to default to and is not checked (HealthNone).
+// range is "*" has no port to default to, and a set without TCP may have
+// servers that accept no TCP at all: neither is checked (HealthNone).
 type Health struct {
 	Type string // HealthTCP, HealthHTTP or HealthNone
 	// Port is the port checked on each server: 1..65535, or 0 with
