@@ -35,10 +35,16 @@ const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY 
 // Refresh reads the neighbour table of each interface for addrs, triggers
 // resolution of every address without a usable entry (and of stale ones, so
 // the kernel re-confirms them), and reports whether any MAC changed and how
-// many addresses remain unresolved.
+// many addresses remain unresolved. The kernel is asked without holding the
+// cache's lock, so Lookup never waits for it.
 func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Addr) (changed bool, missing int) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	type poked struct {
+		ifname string
+		addr   netip.Addr
+	}
+	var pokes []poked
+	seen := map[neighKey][6]byte{} // usable entries found
+	gone := map[neighKey]bool{}    // entries to forget: missing or failed
 	for i, ifindex := range ifindexes {
 		table := map[netip.Addr]netlink.Neigh{}
 		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -56,23 +62,35 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 			k := neighKey{ifindex, addr}
 			e, ok := table[addr]
 			if ok && e.State&usableNUD != 0 && len(e.HardwareAddr) == 6 {
-				mac := [6]byte(e.HardwareAddr)
-				if old, had := n.known[k]; !had || old != mac {
-					n.known[k] = mac
-					changed = true
-				}
+				seen[k] = [6]byte(e.HardwareAddr)
 				if e.State&netlink.NUD_STALE != 0 {
-					poke(ifnames[i], addr)
+					pokes = append(pokes, poked{ifnames[i], addr})
 				}
 				continue
 			}
-			if _, had := n.known[k]; had && (!ok || e.State&netlink.NUD_FAILED != 0) {
-				delete(n.known, k)
-				changed = true
+			if !ok || e.State&netlink.NUD_FAILED != 0 {
+				gone[k] = true
 			}
 			missing++
-			poke(ifnames[i], addr)
+			pokes = append(pokes, poked{ifnames[i], addr})
 		}
+	}
+	n.mu.Lock()
+	for k, mac := range seen {
+		if old, had := n.known[k]; !had || old != mac {
+			n.known[k] = mac
+			changed = true
+		}
+	}
+	for k := range gone {
+		if _, had := n.known[k]; had {
+			delete(n.known, k)
+			changed = true
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range pokes {
+		poke(p.ifname, p.addr)
 	}
 	return changed, missing
 }
