@@ -74,6 +74,8 @@ var rules = []rule{
 			{pkg: mod + "/bench/harness", why: "holds the *ebpf.Program of steer.NewPassProgram, which it attaches to the peer veth so XDP_TX works there"},
 		},
 		why: "the kernel's BPF interface stays behind the steering package"},
+	{pkgs: mod + "/slowpath/...", deny: []string{mod + "/fastpath/xsk/...", mod + "/fastpath/steer/..."}, direct: true, tests: true,
+		why: "the daemon reaches the data plane through an interface, so unit tests drive it with fakes; only fastpath wires sockets and steering"},
 	{pkgs: mod + "/cmd/ipfront/internal/ctl",
 		deny:  []string{mod + "/slowpath/...", mod + "/fastpath/...", "github.com/rs/zerolog/...", "github.com/pelletier/go-toml/..."},
 		allow: []string{mod + "/slowpath/api/v1"},
