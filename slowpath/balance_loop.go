@@ -2,6 +2,7 @@ package slowpath
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"sort"
@@ -21,13 +22,38 @@ const samplePeriod = time.Second
 const maxAlarmHistory = 100
 
 // loadSampler is the control goroutine's load bookkeeping across samples and
-// reloads. Only raised is read by others (under d.mu).
+// reloads. Readers see the alarms through the copy publishAlarms stores.
 type loadSampler struct {
 	trackers map[string]*balance.Tracker
+	alarms   []Alarm // balance alarms, raised and cleared, oldest first
 	// raised counts the alarms of each set since start. It outlives the
 	// set's tracker (a reload may remove and re-add the set) and the capped
 	// alarm history, so alarm ids never repeat and the metric never falls.
 	raised map[string]uint64
+	dirty  bool // alarms or raised changed since publishAlarms
+}
+
+// alarmView is what readers see of the alarms; immutable once stored.
+type alarmView struct {
+	alarms []Alarm // active ones first
+	raised map[string]uint64
+}
+
+// publishAlarms stores a copy of the alarms for readers when they changed.
+func (d *Daemon) publishAlarms() {
+	if !d.samp.dirty {
+		return
+	}
+	v := &alarmView{alarms: make([]Alarm, 0, len(d.samp.alarms)), raised: maps.Clone(d.samp.raised)}
+	for _, active := range []bool{true, false} {
+		for _, a := range d.samp.alarms {
+			if a.Active == active {
+				v.alarms = append(v.alarms, a)
+			}
+		}
+	}
+	d.alarmView.Store(v)
+	d.samp.dirty = false
 }
 
 // sample measures every target set once: packet and association shares,
@@ -87,11 +113,10 @@ func (d *Daemon) sample(now time.Time) {
 	for name := range d.samp.trackers {
 		if !live[name] {
 			delete(d.samp.trackers, name)
-			d.mu.Lock()
 			d.clearAlarms(name, now, "target set removed")
-			d.mu.Unlock()
 		}
 	}
+	d.publishAlarms()
 	if equalBias(nextBias, cur.bias) {
 		return
 	}
@@ -184,49 +209,48 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 		return
 	}
 	servers := alarmServers(res, cs)
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.samp.raised == nil {
 		d.samp.raised = map[string]uint64{}
 	}
+	d.samp.dirty = true
 	switch {
 	case res.Raised:
 		d.samp.raised[cs.Name]++
 		id := fmt.Sprintf("balance-%s-%d", cs.Name, d.samp.raised[cs.Name])
-		d.alarms = append(d.alarms, Alarm{ID: id, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
+		d.samp.alarms = append(d.samp.alarms, Alarm{ID: id, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
 		ev := d.log.Warn().Str("alarm", id).Str("target_set", cs.Name).Float64("deviation", res.Deviation)
 		for _, s := range servers {
 			ev = ev.Str("server_"+s.Name, fmt.Sprintf("packets=%.3f assoc=%.3f weight=%.3f", s.PacketShare, s.AssocShare, s.WeightShare))
 		}
 		ev.Msg("balance alarm raised: new associations go to under-loaded servers")
 	case res.Cleared:
-		for i := range d.alarms {
-			if d.alarms[i].Set == cs.Name && d.alarms[i].Active {
-				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
+		for i := range d.samp.alarms {
+			if d.samp.alarms[i].Set == cs.Name && d.samp.alarms[i].Active {
+				d.samp.alarms[i].Deviation, d.samp.alarms[i].Servers = res.Deviation, servers
 			}
 		}
 		d.clearAlarms(cs.Name, now, "deviation below clear")
 	default:
-		for i := range d.alarms {
-			if d.alarms[i].Set == cs.Name && d.alarms[i].Active {
-				d.alarms[i].Deviation, d.alarms[i].Servers = res.Deviation, servers
+		for i := range d.samp.alarms {
+			if d.samp.alarms[i].Set == cs.Name && d.samp.alarms[i].Active {
+				d.samp.alarms[i].Deviation, d.samp.alarms[i].Servers = res.Deviation, servers
 			}
 		}
 	}
-	if len(d.alarms) > maxAlarmHistory {
-		d.alarms = append([]Alarm(nil), d.alarms[len(d.alarms)-maxAlarmHistory:]...)
+	if len(d.samp.alarms) > maxAlarmHistory {
+		d.samp.alarms = append([]Alarm(nil), d.samp.alarms[len(d.samp.alarms)-maxAlarmHistory:]...)
 	}
 }
 
-// clearAlarms ends every active alarm of a set and logs it. Called with d.mu
-// held.
+// clearAlarms ends every active alarm of a set and logs it.
 func (d *Daemon) clearAlarms(set string, now time.Time, why string) {
-	for i := range d.alarms {
-		a := &d.alarms[i]
+	for i := range d.samp.alarms {
+		a := &d.samp.alarms[i]
 		if a.Set != set || !a.Active {
 			continue
 		}
 		a.Active, a.Cleared = false, now
+		d.samp.dirty = true
 		d.log.Info().Str("alarm", a.ID).Str("target_set", set).Float64("deviation", a.Deviation).Str("why", why).Msg("balance alarm cleared")
 	}
 }
@@ -234,11 +258,9 @@ func (d *Daemon) clearAlarms(set string, now time.Time, why string) {
 // AlarmsRaised is the number of balance alarms raised per target set since
 // start, removed sets included.
 func (d *Daemon) AlarmsRaised() map[string]uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]uint64, len(d.samp.raised))
-	for k, v := range d.samp.raised {
-		out[k] = v
+	out := map[string]uint64{}
+	if v := d.alarmView.Load(); v != nil {
+		maps.Copy(out, v.raised)
 	}
 	return out
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,8 +45,7 @@ type Daemon struct {
 	st    atomic.Pointer[state]     // what the tables were last built from; replaced whole by the control goroutine
 	plane atomic.Pointer[DataPlane] // nil until Run started the data plane
 
-	mu     sync.Mutex // guards alarms and samp.raised against API readers; held only to copy
-	alarms []Alarm    // balance alarms, raised and cleared
+	alarmView atomic.Pointer[alarmView] // the alarms as readers see them; nil before the first
 
 	// Owned by the control goroutine.
 	samp     loadSampler // balance trackers

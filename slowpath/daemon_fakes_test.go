@@ -275,6 +275,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = end
 }
 
+// pending reports whether a live ticker holds a tick nobody took yet.
+func (c *fakeClock) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tickers {
+		if t.live && len(t.c) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *fakeTicker) C() <-chan time.Time { return t.c }
 
 func (t *fakeTicker) Reset(d time.Duration) {
@@ -415,6 +427,21 @@ func (h *harness) reload(tb testing.TB, text string) error {
 		tb.Fatalf("Reload did not return within %v", waitLimit)
 	}
 	return err
+}
+
+// step advances the clock by d and returns once every tick it fired has
+// been taken and the control goroutine has finished what the ticks started.
+func (h *harness) step(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	h.clock.Advance(d)
+	deadline := time.Now().Add(waitLimit)
+	for h.clock.pending() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("ticks not taken within %v", waitLimit)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	h.sync(tb)
 }
 
 // waitTables waits for a publication whose tables satisfy ok, and for the

@@ -126,26 +126,14 @@ method = "least_load"
 	tb, _, _ := h.plane.published()
 	ts, _ := findSlot(t, tb, "ll", srvA)
 	ja, jb := counterIndex(t, tb, "ll", srvA), counterIndex(t, tb, "ll", srvB)
-	waitSeq := func(seq uint64) *fastpath.LoadSnapshot {
-		t.Helper()
-		deadline := time.After(waitLimit)
-		for {
-			if s := ts.Load.Load(); s != nil && s.Seq >= seq {
-				return s
-			}
-			select {
-			case <-deadline:
-				t.Fatalf("no load snapshot %d within %v", seq, waitLimit)
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-	h.clock.Advance(samplePeriod) // first reading: the counters' base
-	waitSeq(1)
+	h.step(t, samplePeriod) // first reading: the counters' base
 	h.plane.workers[0].update(func(c *fastpath.Counters) { c.ServerPackets[ja] += 900 })
 	h.plane.workers[1].update(func(c *fastpath.Counters) { c.ServerPackets[ja] += 100; c.ServerPackets[jb] += 250 })
-	h.clock.Advance(samplePeriod)
-	snap := waitSeq(2)
+	h.step(t, samplePeriod)
+	snap := ts.Load.Load()
+	if snap == nil || snap.Seq != 2 {
+		t.Fatalf("load snapshot after two samples = %+v, want the second", snap)
+	}
 	_, sa := findSlot(t, tb, "ll", srvA)
 	_, sb := findSlot(t, tb, "ll", srvB)
 	// A carried 1000 of 1250 packets with half the weight: 1.6 times its
@@ -467,4 +455,57 @@ method = "peer_aware_least_load"
 	w.mu.Unlock()
 	close(release)
 	h.sync(t)
+}
+
+// A sustained imbalance raises an alarm that readers see, and the bias it
+// brings takes the over-loaded server out of new selections until the
+// deviation clears.
+func TestDaemonBalanceAlarm(t *testing.T) {
+	h := startDaemon(t, dataplaneTOML+`
+[[target_set]]
+name = "web"
+address = "192.0.2.10"
+ports = ["80"]
+  [[target_set.server]]
+  address = "198.51.100.11"
+  [[target_set.server]]
+  address = "198.51.100.12"
+  [target_set.health]
+  type = "none"
+  [target_set.balance]
+  threshold = 0.2
+  clear = 0.1
+  window = "10s"
+  sustain = "0s"
+`)
+	tb, _, _ := h.plane.published()
+	ja, jb := counterIndex(t, tb, "web", srvA), counterIndex(t, tb, "web", srvB)
+	h.step(t, samplePeriod) // the counters' base
+	h.plane.workers[0].update(func(c *fastpath.Counters) { c.ServerPackets[ja] += 900; c.ServerPackets[jb] += 100 })
+	h.step(t, samplePeriod)
+	h.waitTables(t, "the over-loaded server biased out", func(tb *fastpath.Tables) bool {
+		a, b := server(tb, "web", srvA), server(tb, "web", srvB)
+		return a.Weight == 0 && b.Weight == 1
+	})
+	alarms := h.d.Alarms()
+	if len(alarms) != 1 || !alarms[0].Active || alarms[0].Set != "web" || alarms[0].ID != "balance-web-1" {
+		t.Fatalf("Alarms() = %+v, want one active alarm balance-web-1", alarms)
+	}
+	if got := h.d.AlarmsRaised(); got["web"] != 1 {
+		t.Fatalf("AlarmsRaised() = %v, want web: 1", got)
+	}
+	if st := findState(t, h.d, "web", srvA); st.EffectiveWeight != 0 || st.Weight != 1 {
+		t.Errorf("Servers() A = weight %d effective %d, want 1 and 0 while biased", st.Weight, st.EffectiveWeight)
+	}
+
+	// Balanced traffic clears the alarm and the bias once the window holds
+	// mostly even intervals.
+	for range 20 {
+		h.plane.workers[0].update(func(c *fastpath.Counters) { c.ServerPackets[ja] += 1000; c.ServerPackets[jb] += 1000 })
+		h.step(t, samplePeriod)
+	}
+	h.waitTables(t, "the bias lifted", func(tb *fastpath.Tables) bool { return server(tb, "web", srvA).Weight == 1 })
+	if alarms := h.d.Alarms(); len(alarms) != 1 || alarms[0].Active {
+		t.Fatalf("Alarms() = %+v, want the alarm cleared", alarms)
+	}
 }

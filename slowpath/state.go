@@ -1,6 +1,8 @@
 package slowpath
 
 import (
+	"slices"
+
 	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -50,18 +52,9 @@ func (d *Daemon) Servers() []ServerState {
 
 // Alarms returns every balance alarm raised since start, active ones first.
 func (d *Daemon) Alarms() []Alarm {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]Alarm, 0, len(d.alarms))
-	for _, a := range d.alarms {
-		if a.Active {
-			out = append(out, a)
-		}
+	v := d.alarmView.Load()
+	if v == nil {
+		return []Alarm{}
 	}
-	for _, a := range d.alarms {
-		if !a.Active {
-			out = append(out, a)
-		}
-	}
-	return out
+	return slices.Clone(v.alarms)
 }
