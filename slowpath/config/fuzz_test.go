@@ -35,7 +35,7 @@ func FuzzParse(f *testing.F) {
 		"[a.b]\n[a]\nc = { d = [1, [2, {e = 3}]] }\n",
 		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"192.0.2.1\"\nmethod = \"peer_aware_least_load\"\n" +
 			"on_server_failure = \"keep\"\nserver = [{address = \"10.0.0.1\"}]\n" +
-			"health = {type = \"http\", port = 80, path = \"/h\", expect_status = 204, interval = \"1s\", timeout = \"1s\", rise = 1, fall = 3}\n" +
+			"health = {type = \"http\", port = 80, path = \"/h\", expect_status = 204, interval = \"1s\", timeout = \"999ms\", rise = 1, fall = 3}\n" +
 			"peer_group = [{name = \"p\", prefixes = [\"198.51.100.0/28\", \"0.0.0.0/0\"]}]\n" +
 			"balance = {threshold = 0.3, clear = 0, window = \"1s\", sustain = \"0s\", enabled = false}\n",
 		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"2001:db8::1\"\nports = [\"*\"]\n" +
@@ -143,7 +143,7 @@ func checkOptionInvariants(t *testing.T, ts *config.TargetSet) {
 	if h.Type != config.HealthNone && h.Port == 0 {
 		t.Fatalf("target set %q: health check without a port %+v", ts.Name, h)
 	}
-	if h.Interval < 100*time.Millisecond || h.Timeout <= 0 || h.Timeout > h.Interval ||
+	if h.Interval < 100*time.Millisecond || h.Timeout <= 0 || h.Timeout >= h.Interval ||
 		h.Rise < 1 || h.Rise > 100 || h.Fall < 1 || h.Fall > 100 {
 		t.Fatalf("target set %q: bad health check timing %+v", ts.Name, h)
 	}

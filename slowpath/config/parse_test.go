@@ -121,7 +121,7 @@ delete_age = "1m30s"
 table_size = 251
 server = [{ address = "2001:db8:1::1", weight = 1000, name = "s-1" }]
 on_server_failure = "keep"
-health = { type = "http", port = 8080, path = "/healthz?full=1", expect_status = 204, interval = "2s", timeout = "2s", rise = 1, fall = 100 }
+health = { type = "http", port = 8080, path = "/healthz?full=1", expect_status = 204, interval = "2s", timeout = "1999ms", rise = 1, fall = 100 }
 peer_group = [
   { name = "pool-a", prefixes = ["2001:db8:a::/48", "2001:db8:b::1/128"] },
   { name = "pool_b", prefixes = ["::/0"] },
@@ -159,7 +159,7 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 				OnServerFailure: "keep",
 				Health: config.Health{
 					Type: "http", Port: 8080, Path: "/healthz?full=1", ExpectStatus: 204,
-					Interval: 2 * time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 100,
+					Interval: 2 * time.Second, Timeout: 1999 * time.Millisecond, Rise: 1, Fall: 100,
 				},
 				PeerGroups: []config.PeerGroup{
 					{Name: "pool-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:a::/48"), netip.MustParsePrefix("2001:db8:b::1/128")}},

@@ -175,7 +175,7 @@ type Health struct {
 	Path         string        // request path, starting with '/'; "" unless Type is HealthHTTP
 	ExpectStatus int           // status a healthy server answers, 100..599; 0 unless Type is HealthHTTP
 	Interval     time.Duration // time from one check to the next, >= 100ms
-	Timeout      time.Duration // how long a check may take: > 0 and <= Interval
+	Timeout      time.Duration // how long a check may take: > 0 and < Interval
 	Rise         int           // checks passed in a row that mark a server up, 1..100
 	Fall         int           // checks failed in a row that mark a server down, 1..100
 }

@@ -84,14 +84,14 @@ server = [{ address = "10.0.0.1" }]
   path = "/status?verbose=1&x=%41"
   expect_status = 599
   interval = "100ms"
-  timeout = "100ms"
+  timeout = "99ms"
   rise = 100
   fall = 1
 `,
 		want: func(ts *config.TargetSet) {
 			ts.Health = config.Health{
 				Type: config.HealthHTTP, Port: 65535, Path: "/status?verbose=1&x=%41", ExpectStatus: 599,
-				Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 100, Fall: 1,
+				Interval: 100 * time.Millisecond, Timeout: 99 * time.Millisecond, Rise: 100, Fall: 1,
 			}
 		},
 	}, {
@@ -304,8 +304,12 @@ health = { port = 70000, interval = "1s", timeout = "1001ms" }
 `,
 		want: []string{
 			`7:19: target_set[0].health.port: port 70000 is out of range (hint: ports are 1..65535)`,
-			`7:53: target_set[0].health.timeout: timeout 1.001s is longer than interval 1s (hint: a check must end before the next one starts)`,
+			`7:53: target_set[0].health.timeout: timeout 1.001s is not shorter than interval 1s (hint: a check must end before the next one starts)`,
 		},
+	}, {
+		name: "timeout equal to interval",
+		src:  "ports = [\"80\"]\nserver = [{ address = \"10.0.0.1\" }]\nhealth = { interval = \"1s\", timeout = \"1000ms\" }\n",
+		want: []string{`8:39: target_set[0].health.timeout: timeout 1s is not shorter than interval 1s (hint: a check must end before the next one starts)`},
 	}, {
 		name: "timeout is not compared with a bad interval",
 		src:  "ports = [\"80\"]\nserver = [{ address = \"10.0.0.1\" }]\nhealth.interval = \"10ms\"\n",
@@ -481,7 +485,7 @@ func TestValidateTargetSetOptions(t *testing.T) {
 
 	ts := &s.TargetSets[0]
 	ts.OnServerFailure = ""
-	ts.Health = config.Health{Type: config.HealthTCP, Path: "/", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1}
+	ts.Health = config.Health{Type: config.HealthTCP, Path: "/", Interval: time.Second, Timeout: time.Second / 2, Rise: 1, Fall: 1}
 	ts.PeerGroups = append(ts.PeerGroups, config.PeerGroup{Name: "q", Prefixes: []netip.Prefix{{}, netip.MustParsePrefix("2001:db8:1::1/48")}})
 	ts.Balance.Clear = 0.3
 	want := `built: target_set[0].on_server_failure: unknown value "" (hint: valid values: "reselect" or "keep")` + "\n" +

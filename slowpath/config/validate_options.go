@@ -52,9 +52,13 @@ func (h *Health) validate(r *reporter, path string, ports []PortRange) {
 	switch {
 	case h.Timeout <= 0:
 		r.errorf(path+".timeout", "the default is 500ms", "timeout %s is not positive", h.Timeout)
-	case intervalOK && h.Timeout > h.Interval:
+	case intervalOK && h.Timeout >= h.Interval:
+		// A check that runs into a timeout equal to the interval ends
+		// just after the next tick, which is then skipped: detection would
+		// take up to twice interval * fall instead of interval * fall +
+		// timeout (see slowpath/health).
 		r.errorf(path+".timeout", "a check must end before the next one starts",
-			"timeout %s is longer than interval %s", h.Timeout, h.Interval)
+			"timeout %s is not shorter than interval %s", h.Timeout, h.Interval)
 	}
 	if h.Rise < 1 || h.Rise > 100 {
 		r.errorf(path+".rise", "checks passed in a row that mark a server up; the default is 2",
