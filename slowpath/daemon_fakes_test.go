@@ -3,6 +3,7 @@ package slowpath
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -38,6 +39,7 @@ type fakePlane struct {
 	vips        []netip.Addr
 	publishes   int   // successful publications
 	failPublish error // Publish returns it while set
+	staleVIPs   bool  // Publish publishes but reports removed VIPs still steered
 	inPublish   chan struct{}
 	release     chan struct{} // if set, Publish waits for it (after signalling inPublish)
 	closed      bool
@@ -88,7 +90,7 @@ func (p *fakePlane) SteeringStats() (uint64, uint64, error) { return 0, 0, nil }
 
 func (p *fakePlane) Publish(t *fastpath.Tables) error {
 	p.mu.Lock()
-	in, release, fail := p.inPublish, p.release, p.failPublish
+	in, release, fail, stale := p.inPublish, p.release, p.failPublish, p.staleVIPs
 	p.mu.Unlock()
 	if in != nil {
 		in <- struct{}{}
@@ -100,14 +102,28 @@ func (p *fakePlane) Publish(t *fastpath.Tables) error {
 		return fail
 	}
 	p.mu.Lock()
+	old := p.vips
 	p.tables, p.vips = t, t.VIPs()
+	if stale {
+		p.vips = unionVIPs(old, p.vips)
+	}
 	p.publishes++
 	p.mu.Unlock()
 	select {
 	case p.changed <- struct{}{}:
 	default:
 	}
+	if stale {
+		return fmt.Errorf("unsteer removed VIPs: %w: fake map failure", fastpath.ErrStaleVIPs)
+	}
 	return nil
+}
+
+// unionVIPs returns the addresses of a and b, each once, sorted.
+func unionVIPs(a, b []netip.Addr) []netip.Addr {
+	out := slices.Concat(a, b)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 func (p *fakePlane) Close() error {
@@ -395,6 +411,11 @@ func startDaemon(tb testing.TB, text string, failing ...netip.Addr) *harness {
 		cancel()
 		if err := <-h.errc; err != nil {
 			tb.Errorf("Run = %v", err)
+		}
+		h.plane.mu.Lock()
+		defer h.plane.mu.Unlock()
+		if !h.plane.closed {
+			tb.Error("Run returned without closing the data plane")
 		}
 	})
 	select {

@@ -509,3 +509,27 @@ ports = ["80"]
 		t.Fatalf("Alarms() = %+v, want the alarm cleared", alarms)
 	}
 }
+
+// A publication that stands although removed VIPs could not be unsteered
+// is a successful reload: the tables and the numbering are the new ones.
+func TestDaemonReloadStaleVIPsStands(t *testing.T) {
+	h := startDaemon(t, dataplaneTOML+checkedSet("old", "192.0.2.10", "reselect", 1))
+	gen := h.d.Generation()
+	h.plane.mu.Lock()
+	h.plane.staleVIPs = true
+	h.plane.mu.Unlock()
+	if err := h.reload(t, dataplaneTOML+checkedSet("new", "192.0.2.20", "reselect", 1)); err != nil {
+		t.Fatalf("Reload = %v, want success: the tables were published", err)
+	}
+	if got := h.d.Generation(); got != gen+1 {
+		t.Errorf("Generation() = %d, want %d", got, gen+1)
+	}
+	tb, vips, _ := h.plane.published()
+	if tb.Generation != gen+1 || server(tb, "new", srvA) == nil {
+		t.Errorf("published tables = generation %d, want %d with set \"new\"", tb.Generation, gen+1)
+	}
+	if h.d.Spec().TargetSets[0].Name != "new" {
+		t.Errorf("spec in force has set %q, want \"new\"", h.d.Spec().TargetSets[0].Name)
+	}
+	t.Logf("steered VIPs (the removed one still steered): %v", vips)
+}
