@@ -42,17 +42,17 @@ type Daemon struct {
 	ready atomic.Bool
 	reqs  chan request // work for the control goroutine, from API handlers and signals
 
-	st    atomic.Pointer[state]     // what the tables were last built from; replaced whole by the control goroutine
+	st    atomic.Pointer[state]     // the state in force; replaced whole by the control goroutine
 	plane atomic.Pointer[DataPlane] // nil until Run started the data plane
 
 	alarmView atomic.Pointer[alarmView] // the alarms as readers see them; nil before the first
 
 	// Owned by the control goroutine.
-	samp     loadSampler // balance trackers
+	samp     loadSampler // balance trackers and alarms
 	health   *health.Monitor
-	healthQ  *healthQueue
-	missing  int  // unresolved (interface, server) pairs at the last refresh
-	unsynced bool // a health or balance change is recorded in st but its publication failed: retry
+	healthQ  *healthQueue // safe for the monitor's goroutines too
+	missing  int          // unresolved (interface, server) pairs at the last refresh
+	unsynced bool         // a health or balance change is recorded in st but its publication failed: retry
 }
 
 // state is one consistent view of what a table generation is built from and
