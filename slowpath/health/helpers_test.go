@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// slack absorbs scheduling delays (race detector, loaded machines) in the
-// detection bounds the tests check.
-const slack = 500 * time.Millisecond
-
 // wait is how long a test waits for an event whose timing it does not check.
 const wait = 5 * time.Second
 
@@ -42,14 +38,6 @@ func (r *recorder) next(t *testing.T) Event {
 	case <-time.After(wait):
 		t.Fatalf("no event within %v", wait)
 		return Event{}
-	}
-}
-
-// within fails the test if took exceeds max.
-func within(t *testing.T, what string, took, max time.Duration) {
-	t.Helper()
-	if took > max {
-		t.Errorf("%s after %v, want at most %v", what, took, max)
 	}
 }
 

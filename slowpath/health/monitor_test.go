@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// fast is the timing of most tests: Timeout below Interval, so the package's
-// detection bound is Interval*n + Timeout for n probes.
+// fast is the timing of most tests: short, Timeout below Interval. These
+// tests run real probes on the wall clock and check what they conclude, not
+// when: timing_test.go checks the detection bounds in virtual time.
 func fast(typ string, port uint16) Check {
 	return Check{Type: typ, Port: port, Interval: 20 * time.Millisecond, Timeout: 15 * time.Millisecond, Rise: 2, Fall: 3}
 }
@@ -23,54 +24,32 @@ func fast(typ string, port uint16) Check {
 // a loaded machine, and a spurious time-out is a failure.
 const httpTimeout = 250 * time.Millisecond
 
-// bound is the longest n probes take to reach a verdict, per the package
-// doc, with slack; c.Timeout must be below c.Interval.
-func bound(c Check, n int) time.Duration {
-	return c.Interval*time.Duration(n) + c.Timeout + slack
-}
-
 func TestTCP(t *testing.T) {
 	m, r := newMonitor(t)
 	srv := listenTCP(t, "127.0.0.1:0")
 	ap := srv.addrPort()
 	tg := Target{Set: "web", Server: "web-1", Addr: ap.Addr(), Check: fast(TypeTCP, ap.Port())}
-	start := time.Now()
 	m.Update([]Target{tg})
 
 	if e := r.next(t); !e.Up || e.Target != tg || e.Reason != "connected" {
 		t.Fatalf("first event = %+v, want up for %+v", e, tg)
 	}
-	within(t, "first up", time.Since(start), bound(tg.Check, tg.Check.Rise-1)) // the first probe runs at once
 	wantState(t, m, "web", ap.Addr(), true, true)
 	r.quiet(t, 5*tg.Check.Interval)
 
-	closed := time.Now()
 	srv.close()
 	e := r.next(t)
-	took := time.Since(closed)
 	if e.Up || !strings.Contains(e.Reason, "refused") {
 		t.Fatalf("event after close = %+v, want down with connection refused", e)
 	}
-	// Fall failing probes are Fall-1 intervals apart at least (half that,
-	// for ticks delivered late).
-	if min := tg.Check.Interval * time.Duration(tg.Check.Fall-1) / 2; took < min {
-		t.Errorf("down after %v, want at least %v (%d failures)", took, min, tg.Check.Fall)
-	}
-	within(t, "down", took, bound(tg.Check, tg.Check.Fall))
 	wantState(t, m, "web", ap.Addr(), false, true)
 	r.quiet(t, 5*tg.Check.Interval) // exactly one down event
 
-	reopened := time.Now()
 	srv = listenTCP(t, ap.String())
 	e = r.next(t)
-	took = time.Since(reopened)
 	if !e.Up {
 		t.Fatalf("event after reopen = %+v, want up", e)
 	}
-	if min := tg.Check.Interval * time.Duration(tg.Check.Rise-1) / 2; took < min {
-		t.Errorf("up after %v, want at least %v (%d successes)", took, min, tg.Check.Rise)
-	}
-	within(t, "up", took, bound(tg.Check, tg.Check.Rise))
 	wantState(t, m, "web", ap.Addr(), true, true)
 	if srv.accepts.Load() == 0 {
 		t.Error("no probe reached the reopened listener")
@@ -81,17 +60,10 @@ func TestTCPDeadAtStart(t *testing.T) {
 	m, r := newMonitor(t)
 	ap := closedPort(t)
 	tg := Target{Set: "web", Server: "web-1", Addr: ap.Addr(), Check: fast(TypeTCP, ap.Port())}
-	start := time.Now()
 	m.Update([]Target{tg})
-	// The first probe runs at once: Fall failures take (Fall-1) intervals.
-	if e := r.next(t); e.Up {
-		t.Fatalf("first event = %+v, want down", e)
+	if e := r.next(t); e.Up || !strings.Contains(e.Reason, "refused") {
+		t.Fatalf("first event = %+v, want down with connection refused", e)
 	}
-	took := time.Since(start)
-	if min := tg.Check.Interval * time.Duration(tg.Check.Fall-1) / 2; took < min {
-		t.Errorf("down after %v, want at least %v", took, min)
-	}
-	within(t, "down", took, bound(tg.Check, tg.Check.Fall-1))
 	r.quiet(t, 5*tg.Check.Interval)
 }
 
@@ -260,13 +232,10 @@ func TestHTTPTimeout(t *testing.T) {
 	if e.Up || !strings.Contains(e.Reason, "deadline exceeded") {
 		t.Fatalf("event = %+v, want down with deadline exceeded", e)
 	}
-	took := time.Since(start)
-	if min := c.Timeout * time.Duration(c.Fall); took < min {
+	// Each of the Fall probes waited out its Timeout.
+	if took, min := time.Since(start), c.Timeout*time.Duration(c.Fall); took < min {
 		t.Errorf("down after %v, want at least %d timeouts (%v)", took, c.Fall, min)
 	}
-	// Dead at start, with Timeout >= Interval: the package doc's bound less
-	// the interval before the first probe.
-	within(t, "down", took, c.Interval*(c.Timeout/c.Interval+1)*time.Duration(c.Fall-1)+c.Timeout+slack)
 	m.Close()
 	mu.Lock()
 	defer mu.Unlock()
@@ -414,10 +383,12 @@ func TestCloseInterruptsProbe(t *testing.T) {
 	<-arrived
 	wantState(t, m, "web", ap.Addr(), true, false) // pending: reported up
 
-	start := time.Now()
-	m.Close()
-	if took := time.Since(start); took > slack {
-		t.Errorf("Close took %v with a probe in flight, want under %v", took, slack)
+	closed := make(chan struct{})
+	go func() { m.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(wait): // far below the probe's 30 s timeout
+		t.Fatalf("Close still waiting after %v with a probe in flight (probe timeout %v)", wait, c.Timeout)
 	}
 	r.quiet(t, 0)
 	if len(r.ch) != 0 {
