@@ -6,6 +6,10 @@
 # median and the minimum ns/pkt of each side and the change of the medians.
 #
 #   bench/ab-process.sh [BASE_REV] [ROUNDS] [BENCHTIME]
+#
+# A quick tool for developers (no root, not pinned). `make bench` runs the
+# same comparison as a harness step (bench/harness/abprocess.go) against
+# AB_BASE (default 80b3afd), pinned to the DUT's core, into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${1:-HEAD}

@@ -7,6 +7,8 @@
 #   full     BENCHMARKS.md and configs/tuning.md (under 10 minutes on 2 cores)
 #   smoke    every step, tiny: bench/out/smoke.md; fails if any step breaks
 #   profile  ipfront under pktgen load: bench/out/cpu.pprof, perf.txt, flame.svg
+# AB_BASE (default 80b3afd) is the revision whose BenchmarkProcess the full and
+# smoke runs compare with the work tree's, interleaved (see ab_base below).
 # Needs root. See bench/harness/main.go.
 set -euo pipefail
 mode=${1:-}
@@ -19,14 +21,60 @@ full | smoke | profile) shift ;;
 esac
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
+AB_BASE=${AB_BASE:-80b3afd}
 mkdir -p bin/bench bench/out
 $GO build -o bin/ipfront ./cmd/ipfront
 $GO build -o bin/iplab ./cmd/iplab
 $GO build -o bin/xskfwd ./bench/xskfwd
 $GO build -o bin/harness ./bench/harness
+
+# ab_base builds the base side of the harness's interleaved A/B of
+# BenchmarkProcess (bench/harness/abprocess.go): the test binary of ./fastpath
+# at revision AB_BASE (default 80b3afd, the code before the association record
+# v2), from a temporary git worktree that is removed whatever happens. The
+# harness learns from bin/bench/fastpath_base.txt which revisions it compares,
+# or why the step is skipped (no git, no such revision: a source tarball, a
+# shallow clone) or failed (the base did not build). -trimpath keeps the build
+# cache valid across temporary directories, so only the first build compiles.
+ab_base() (
+	info=bin/bench/fastpath_base.txt
+	log=bench/out/logs/ab-base-build.log
+	rm -f bin/bench/fastpath_base.test "$info"
+	mkdir -p bench/out/logs
+	skip() {
+		printf 'skip=%s\n' "$1" >"$info"
+		echo "harness.sh: A/B against the base skipped: $1" >&2
+		exit 0
+	}
+	command -v git >/dev/null || skip "git is not installed"
+	git rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout (a source tarball?): no base revision to build"
+	rev=$(git rev-parse --verify --quiet "${AB_BASE}^{commit}") ||
+		skip "revision $AB_BASE is not in this repository (a shallow clone?)"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/ipfront-ab.XXXXXX") || skip "mktemp failed"
+	trap 'git worktree remove --force "$tmp/base" >/dev/null 2>&1 || true; rm -rf "$tmp"; git worktree prune >/dev/null 2>&1 || true' EXIT
+	trap 'exit 130' INT TERM
+	git worktree add --detach "$tmp/base" "$rev" >"$log" 2>&1 ||
+		skip "git worktree add $AB_BASE failed: $(tail -n 1 "$log")"
+	modified=no
+	if [ -n "$(GIT_OPTIONAL_LOCKS=0 git status --porcelain -- fastpath go.mod go.sum 2>/dev/null)" ]; then
+		modified=yes
+	fi
+	{
+		printf 'base=%s\n' "$rev"
+		printf 'base_subject=%s\n' "$(git log -1 --format=%s "$rev")"
+		printf 'current=%s\n' "$(git rev-parse --short HEAD)"
+		printf 'current_modified=%s\n' "$modified"
+	} >"$info"
+	root=$PWD
+	if ! (cd "$tmp/base" && $GO test -trimpath -c -o "$root/bin/bench/fastpath_base.test" ./fastpath) >>"$log" 2>&1; then
+		printf 'error=go test -c ./fastpath at %s failed (%s): %s\n' "$AB_BASE" "$log" "$(tail -n 1 "$log")" >>"$info"
+	fi
+)
+
 if [ "$mode" != profile ]; then
 	for pkg in fastpath fastpath/packet fastpath/maglev fastpath/xsk; do
 		$GO test -c -o "bin/bench/${pkg//\//_}.test" "./$pkg"
 	done
+	ab_base
 fi
 exec bin/harness -mode "$mode" "$@"

@@ -8,7 +8,9 @@
 // Linux's own forwarding and load balancing (IP forwarding, nftables DNAT
 // with conntrack, nftables netdev L2 DSR), HAProxy and ipfront on real TCP,
 // UDP ping-pong latency, association memory, 1 and 2 queues, a batch and
-// ring size sweep, and the Go microbenchmarks; then it writes the report.
+// ring size sweep, the Go microbenchmarks and an interleaved A/B of the
+// engine's per-packet benchmark against a base revision; then it writes the
+// report.
 //
 //	harness -mode full     # BENCHMARKS.md and configs/tuning.md (< 10 min on 2 cores)
 //	harness -mode smoke    # bench/out/smoke.md; exits 1 if any step broke (< 2 min)
@@ -59,6 +61,13 @@ type params struct {
 	// after another in turn; each peer's row is its median round (by
 	// delivered pps), which damps the 10-30 % swings a shared VM shows.
 	rounds int
+	// abCases, abRounds and abBenchtime shape the interleaved A/B of
+	// BenchmarkProcess against the base revision (abprocess.go): every
+	// case and enough rounds for the medians to mean something in full mode;
+	// in smoke mode one tiny round of the cases whose set-up takes no time.
+	abCases     []string
+	abRounds    int
+	abBenchtime string
 }
 
 func paramsFor(mode string) (params, error) {
@@ -67,12 +76,14 @@ func paramsFor(mode string) (params, error) {
 		return params{mode: mode, dur: 5 * time.Second, srcCount: 4096, sports: 256, warmPasses: 2,
 			sweepBatch: []int{16, 64, 256}, sweepRing: []int{512, 2048, 8192}, sweepDur: 3 * time.Second,
 			tcpDur: 4 * time.Second, tcpCalConns: 300, pings: 3000, assocSizes: []int{1 << 20, 10 << 20},
-			benchtime: "1s", rounds: 3}, nil
+			benchtime: "1s", rounds: 3,
+			abCases: []string{"Established1M", "Established64K", "NewFlows", "OneFlow"}, abRounds: 7, abBenchtime: "1s"}, nil
 	case "smoke":
 		return params{mode: mode, dur: time.Second, srcCount: 256, sports: 256, warmPasses: 1,
 			sweepBatch: []int{16, 64}, sweepRing: []int{512, 2048}, sweepDur: time.Second,
 			tcpDur: time.Second, tcpCalConns: 100, pings: 300, assocSizes: []int{1 << 16, 1 << 20},
-			benchtime: "200x", rounds: 1}, nil
+			benchtime: "200x", rounds: 1,
+			abCases: []string{"Established64K", "OneFlow"}, abRounds: 1, abBenchtime: "200x"}, nil
 	case "profile":
 		return params{mode: mode, dur: 10 * time.Second, srcCount: 4096, sports: 256, warmPasses: 1,
 			profileDur: 10 * time.Second}, nil
@@ -221,6 +232,15 @@ func (h *harness) run(ctx context.Context, reportPath, tuningPath string) (err e
 	h.step(ctx, "go microbenchmarks", func() error {
 		var err error
 		r.gobench, err = runGoBenches(ctx, h.testBin, h.p.benchtime, h.p.mode == "smoke")
+		return err
+	})
+	h.step(ctx, "A/B Process against the base", func() error {
+		var err error
+		r.ab, err = runABProcess(ctx, h.testBin, h.p)
+		r.ab.Err = err
+		if err == nil && r.ab.Skipped != "" {
+			fmt.Fprintf(os.Stderr, "harness: A/B skipped: %s\n", r.ab.Skipped)
+		}
 		return err
 	})
 	r.elapsed = time.Since(r.start)

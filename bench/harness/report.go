@@ -28,6 +28,7 @@ type results struct {
 	latency []latency
 	assoc   []assocMem
 	gobench []goBench
+	ab      *abProcess // nil when the step did not run
 
 	failures []failure
 }
@@ -251,7 +252,51 @@ func (r *results) targets() (ts []target, capped bool) {
 		}
 		ts = append(ts, target{"per-packet benchmark under 50 ns on this machine", m, verdict(ok, known)})
 	}
+	ts = append(ts, r.abTargets()...)
 	return ts, capped
+}
+
+// abTargets are issue 7's per-packet rows, judged on the interleaved A/B
+// against the base revision.
+func (r *results) abTargets() []target {
+	faster := target{what: fmt.Sprintf("BenchmarkProcess/%s at least %.0f %% below the base (median of interleaved rounds)",
+		abTargetCase, -100*abTargetChange), measured: "n/a", verdict: verdict(false, false)}
+	allocs := target{what: "0 allocs in BenchmarkProcess, base and current (every case and round of the A/B)",
+		measured: "n/a", verdict: verdict(false, false)}
+	ab := r.ab
+	switch {
+	case ab == nil:
+		faster.measured, allocs.measured = "the A/B step did not run", "the A/B step did not run"
+		return []target{faster, allocs}
+	case ab.Skipped != "":
+		faster.measured = "A/B skipped: " + oneLine(ab.Skipped)
+		allocs.measured = faster.measured
+		return []target{faster, allocs}
+	case ab.Err != nil:
+		faster.measured = "A/B FAILED: " + oneLine(ab.Err.Error())
+		allocs.measured = faster.measured
+		return []target{faster, allocs}
+	}
+	cs := ab.compare()
+	faster.measured = fmt.Sprintf("this run's A/B has no %s case (%s)", abTargetCase, strings.Join(ab.Cases, ", "))
+	for _, c := range cs {
+		if c.Name != abTargetCase {
+			continue
+		}
+		faster.measured = fmt.Sprintf("%.1f vs %.1f ns/packet (%+.1f%%), medians of %d interleaved rounds, base %s",
+			c.Current.Median, c.Base.Median, 100*c.Change, ab.Rounds, shortRev(ab.Base))
+		faster.verdict = verdict(c.Change <= abTargetChange, true)
+	}
+	if len(cs) > 0 {
+		var base, cur float64
+		for _, c := range cs {
+			base, cur = max(base, c.Base.MaxAllocs), max(cur, c.Current.MaxAllocs)
+		}
+		allocs.measured = fmt.Sprintf("most allocs per 64-packet batch: current %.0f, base %.0f (%d cases x %s)",
+			cur, base, len(cs), roundsText(ab.Rounds))
+		allocs.verdict = verdict(cur == 0 && base == 0, true)
+	}
+	return []target{faster, allocs}
 }
 
 func writeReport(path string, r *results) error {
@@ -298,7 +343,7 @@ func writeReport(path string, r *results) error {
 	}
 
 	ts, capped := r.targets()
-	fmt.Fprintf(&w, "## Targets (issue 3), judged on this run\n\n")
+	fmt.Fprintf(&w, "## Targets (issues 3 and 7), judged on this run\n\n")
 	if capped {
 		fmt.Fprintf(&w, "The veth path caps everyone in this run (the do-nothing XDP ceiling delivers at most 1.25x the best kernel peer), so\n")
 		fmt.Fprintf(&w, "delivered pps cannot separate the peers and the CPU rows decide.\n\n")
@@ -423,6 +468,7 @@ func writeReport(path string, r *results) error {
 	fmt.Fprintf(&w, "per frame. Established1M: 1M established flows, association slots from DRAM; Established64K: they fit the cache;\n")
 	fmt.Fprintf(&w, "NewFlows: every packet creates an association; OneFlow: the floor.\n\n")
 	w.WriteString(adapterText)
+	abSection(&w, r.ab)
 
 	w.WriteString(methodText(r))
 	w.WriteString(reproduceText)
@@ -431,6 +477,69 @@ func writeReport(path string, r *results) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(w.String()), 0o644)
+}
+
+// abSection writes the interleaved A/B of BenchmarkProcess against the base
+// revision: how it ran, the per-case comparison and every round's figures.
+func abSection(w *strings.Builder, ab *abProcess) {
+	fmt.Fprintf(w, "## Per-packet cost against the code before record v2 (interleaved A/B)\n\n")
+	switch {
+	case ab == nil:
+		fmt.Fprintf(w, "Not run in this run.\n\n")
+		return
+	case ab.Skipped != "":
+		fmt.Fprintf(w, "Skipped: %s.\n\n", oneLine(ab.Skipped))
+		return
+	}
+	cur := "the work tree at " + ab.Current
+	if ab.CurrentModified {
+		cur += ", with uncommitted changes to fastpath/, go.mod or go.sum"
+	}
+	rounds := roundsText(ab.Rounds)
+	fmt.Fprintf(w, "BenchmarkProcess as above, from two test binaries of ./fastpath, each driving its engine as that revision's worker\n")
+	fmt.Fprintf(w, "does (counter publishing included):\n\n")
+	fmt.Fprintf(w, "- base: %s, built in a temporary git worktree: \"%s\"", shortRev(ab.Base), ab.BaseSubject)
+	if !strings.HasPrefix(ab.Base, abDefaultBase) {
+		fmt.Fprintf(w, " (chosen with AB_BASE; the default, %s, is the code before record v2)", abDefaultBase)
+	}
+	fmt.Fprintf(w, "\n- current: %s\n\n", cur)
+	fmt.Fprintf(w, "%s; each round runs both binaries one after the other, the base first in odd rounds and the current code\n", rounds)
+	fmt.Fprintf(w, "first in even ones, so that whatever else the machine does falls on both alike. Each run measures every case once\n")
+	fmt.Fprintf(w, "with -test.benchtime %s, pinned to core %d (taskset) like the Go microbenchmarks. Per case: the median and the\n",
+		ab.Benchtime, dutCPU)
+	fmt.Fprintf(w, "minimum ns/packet of each side over the rounds, and the change of the current median against the base's.\n")
+	fmt.Fprintf(w, "`AB_BASE=<rev> make bench` compares with another revision; `bench/ab-process.sh` is the same comparison as a\n")
+	fmt.Fprintf(w, "quick developer tool.\n\n")
+	if ab.Err != nil {
+		fmt.Fprintf(w, "FAILED: %s\n\n", oneLine(ab.Err.Error()))
+	}
+	cs := ab.compare()
+	if len(cs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "| case | base median ns/packet | current median ns/packet | change of medians | base min | current min | allocs/op base / current |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range cs {
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | **%+.1f%%** | %.1f | %.1f | %.0f / %.0f |\n", c.Name, c.Base.Median, c.Current.Median,
+			100*c.Change, c.Base.Min, c.Current.Min, c.Base.MaxAllocs, c.Current.MaxAllocs)
+	}
+	fmt.Fprintf(w, "\nns/packet per round, base / current, in round order:\n\n")
+	for _, c := range cs {
+		var each []string
+		for i := range min(len(c.Base.PerRound), len(c.Current.PerRound)) {
+			each = append(each, fmt.Sprintf("%.1f / %.1f", c.Base.PerRound[i], c.Current.PerRound[i]))
+		}
+		fmt.Fprintf(w, "- %s: %s\n", c.Name, strings.Join(each, ", "))
+	}
+	fmt.Fprintln(w)
+}
+
+// roundsText is "1 round" or "N rounds".
+func roundsText(n int) string {
+	if n == 1 {
+		return "1 round"
+	}
+	return fmt.Sprintf("%d rounds", n)
 }
 
 // adapterText explains the ReceiveDrain rows: why fastpath/xsk sets up and
