@@ -57,7 +57,7 @@ type options struct {
 func run() int {
 	var o options
 	flag.StringVar(&o.repo, "repo", "", "repository root (default: the git work tree of the current directory)")
-	flag.StringVar(&o.list, "list", "tools/mutate/mutations.txt", "mutation list, relative to the repository root")
+	flag.StringVar(&o.list, "list", "tools/mutate/mutations.txt", "mutation list (a relative path is from the repository root)")
 	flag.StringVar(&o.rev, "rev", "", "test this commit (git archive) instead of the work tree as it is")
 	flag.StringVar(&o.only, "only", "", "run only the mutations whose id matches this regexp")
 	flag.StringVar(&o.write, "write", "", "rewrite the result section of this markdown file (between <!-- mutate:begin --> and <!-- mutate:end -->)")
@@ -90,7 +90,11 @@ func mutate(ctx context.Context, o options, stdout, stderr io.Writer) (int, erro
 		}
 		o.repo = strings.TrimSpace(string(out))
 	}
-	lf, err := os.Open(filepath.Join(o.repo, o.list))
+	listPath := o.list
+	if !filepath.IsAbs(listPath) {
+		listPath = filepath.Join(o.repo, listPath)
+	}
+	lf, err := os.Open(listPath)
 	if err != nil {
 		return 2, err
 	}
@@ -159,6 +163,11 @@ func mutate(ctx context.Context, o options, stdout, stderr io.Writer) (int, erro
 		return 1, fmt.Errorf("%d list entries no longer match the code: refresh %s (or run with -k)", len(stale), o.list)
 	}
 
+	if o.logDir != "" {
+		if err := os.MkdirAll(o.logDir, 0o755); err != nil {
+			return 2, err
+		}
+	}
 	r := &runner{dir: dir, timeout: o.timeout, logDir: o.logDir, log: stderr}
 	started := time.Now()
 	if err := r.baseline(ctx, valid); err != nil {
