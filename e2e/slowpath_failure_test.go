@@ -163,7 +163,7 @@ func (e *spEnv) failHealthCheck(role string) {
 	e.t.Helper()
 	e.stopServer(role)
 	e.startServerPorts(role, fmt.Sprintf("7000-%d", failureHealthPort-1), ports)
-	e.waitFor(5*time.Second, role+" down", func() (bool, string) {
+	e.waitFor(15*time.Second, role+" down", func() (bool, string) {
 		st := e.serverStates()[role]
 		return !st.Healthy && st.EffectiveWeight == 0, fmt.Sprintf("%+v", st)
 	})
@@ -175,7 +175,7 @@ func (e *spEnv) restoreHealthCheck(role string) {
 	e.t.Helper()
 	e.stopServer(role)
 	e.startServer(role)
-	e.waitFor(5*time.Second, role+" up", func() (bool, string) {
+	e.waitFor(15*time.Second, role+" up", func() (bool, string) {
 		st := e.serverStates()[role]
 		return st.Healthy && st.EffectiveWeight == 1, fmt.Sprintf("%+v", st)
 	})

@@ -204,7 +204,7 @@ func (e *spEnv) waitLoadSampled(heavy string) {
 	}
 	var prev reading
 	dominated := 0
-	e.waitFor(10*time.Second, "two rate readings dominated by "+heavy, func() (bool, string) {
+	e.waitFor(20*time.Second, "two rate readings dominated by "+heavy, func() (bool, string) {
 		var r apiServers
 		e.api("/v1/servers", &r)
 		var cur reading
