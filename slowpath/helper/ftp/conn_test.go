@@ -363,7 +363,7 @@ func TestRetransmissions(t *testing.T) {
 	cv.send(FromServer, len(l1+l2), l3, 0)
 	before := cv.received(FromServer)
 	for _, rt := range []struct{ from, to int }{{0, len(l1 + l2)}, {len(l1), len(l1 + l2)}, {0, 4}, {len(l1) + 3, len(l1) + 20},
-		{len(l1) + 30, len(l1+l2) + 4}, {len(l1+l2) + 2, len(l1+l2+l3)}} {
+		{len(l1) + 30, len(l1+l2) + 4}, {len(l1+l2) + 2, len(l1 + l2 + l3)}} {
 		r := cv.send(FromServer, rt.from, (l1 + l2 + l3)[rt.from:rt.to], 0)
 		if len(r.Segments) != 1 || len(r.Expect) != 0 {
 			t.Fatalf("retransmission [%d,%d): %d segments, expects %v, want one segment and nothing expected", rt.from, rt.to,
