@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/steer"
@@ -28,6 +29,11 @@ type Config struct {
 	Frames          uint32
 	NeedWakeup      bool
 	SocketMode      xsk.Mode
+	// Idle mode (BusyPoll false) and bare-metal options; see
+	// dataplane_idle.go.
+	IdleSpin       time.Duration // keep polling this long after the last packet before sleeping
+	PreferBusyPoll bool          // ask the kernel for preferred busy polling on each socket
+	HugePages      xsk.HugePages // which pages back the UMEMs
 }
 
 // Interface describes one interface the data plane forwards on.
@@ -130,6 +136,7 @@ func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu,
 	sock, err := xsk.Open(xsk.Config{
 		Ifindex: ifc.Index, QueueID: queue, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
 		RingSize: cfg.RingSize, NeedWakeup: cfg.NeedWakeup, Mode: cfg.SocketMode,
+		HugePages: cfg.HugePages, BusyPoll: cfg.busyPollOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open AF_XDP socket on %s queue %d: %w", ifc.Name, queue, err)
@@ -141,7 +148,7 @@ func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu,
 	}
 	w := newWorker(sock, NewEngine(shard, ifaceIdx, ifc.MAC), &d.tables, workerConfig{
 		iface: ifc.Name, queue: queue, cpu: cpu, busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
-		slotSize: int(sock.Config().FrameSize),
+		slotSize: int(sock.Config().FrameSize), idleSpin: cfg.IdleSpin,
 	})
 	d.workers = append(d.workers, w)
 	return sock, nil

@@ -10,7 +10,7 @@ import "github.com/ipfront/ipfront/fastpath/xsk"
 // worker got from Receive or AllocTx is the worker's until it hands it to
 // Transmit or Release; the port gets frames back from transmission itself
 // (Recycle). Every method is called by the worker's goroutine only, except
-// Stats.
+// Stats and Wake.
 //
 // Receive, Transmit, Recycle and AllocTx take a whole batch per call; Frame
 // and Release are per frame but are plain slice operations in both
@@ -35,9 +35,13 @@ type Port interface {
 	// originates (injected by the slow path), with Len set to the frame
 	// size, and returns how many.
 	AllocTx(out []xsk.Desc) int
-	// Wait blocks until frames arrive or timeoutMs passes: the idle mode of
-	// a worker that does not busy-poll.
+	// Wait blocks until frames arrive, Wake is called or timeoutMs passes:
+	// the idle mode of a worker that does not busy-poll.
 	Wait(timeoutMs int) error
+	// Wake makes the current Wait return, or the next one at once. Unlike
+	// the other methods it is called by other goroutines (the slow path,
+	// after queueing work for a sleeping worker); it may cost a syscall.
+	Wake()
 	// Stats returns the port's counters, including the kernel's drops
 	// before the RX ring. It may cost a syscall: once a second at most.
 	Stats() (xsk.Stats, error)

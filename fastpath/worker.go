@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,8 +26,9 @@ const (
 	sweepIdleBudget  = 256
 	sweepSleepBudget = 4096
 	// idleWaitMs is the poll(2) timeout of an idle worker with busy_poll =
-	// false. It also bounds how long such a worker leaves a control
-	// message or an injected frame waiting: the rings cannot wake poll(2).
+	// false: how often a sleeping worker sweeps and polls the kernel's drop
+	// counters. Control messages and injected frames do not wait for it:
+	// their producers wake a sleeping worker (see Worker.sleep).
 	idleWaitMs = 100
 
 	// controlBudget bounds the control messages applied per loop
@@ -94,7 +96,13 @@ type Worker struct {
 	rings    *workerRings
 	busyPoll bool
 	batch    int
-	idleWait int // poll timeout when idle, ms: idleWaitMs (tests: -1, woken by the port only)
+	idleWait int           // poll timeout when idle, ms: idleWaitMs (tests: -1, woken by the port only)
+	idleSpin time.Duration // busyPoll false: how long to keep polling after the last packet before sleeping
+
+	// sleeping is set while the worker sleeps in its port's Wait (or is
+	// about to); a producer of its control or inject ring that clears it
+	// wakes the port (see sleep and wakeIfSleeping).
+	sleeping atomic.Bool
 
 	// process is engine.Process. Tests wrap it to force verdicts their
 	// tables cannot produce (Punt, until a set has a helper); the worker
@@ -127,6 +135,9 @@ type workerConfig struct {
 	// idleWaitMs overrides the idle poll timeout when not zero; -1 sleeps
 	// until the port wakes the worker, which lets a test step the loop.
 	idleWaitMs int
+	// idleSpin is how long a worker with busyPoll false keeps polling after
+	// its last packet before it sleeps; 0 sleeps at the first empty poll.
+	idleSpin time.Duration
 }
 
 // newWorker wires a worker to its port, engine and the published tables and
@@ -135,7 +146,7 @@ func newWorker(port Port, engine *Engine, tables *atomic.Pointer[Tables], cfg wo
 	w := &Worker{
 		Interface: cfg.iface, Queue: cfg.queue, CPU: cfg.cpu,
 		port: port, engine: engine, tables: tables, rings: newRings(&cfg),
-		busyPoll: cfg.busyPoll, batch: cfg.batch, idleWait: idleWaitMs,
+		busyPoll: cfg.busyPoll, batch: cfg.batch, idleWait: idleWaitMs, idleSpin: cfg.idleSpin,
 		process: engine.Process,
 		descs:   make([]xsk.Desc, cfg.batch),
 		frames:  make([][]byte, cfg.batch),
@@ -189,8 +200,9 @@ func (w *Worker) loop() {
 
 // loopState is what one loop iteration leaves to the next.
 type loopState struct {
-	lastKernelPoll uint32 // clock reading of the last kernel drop poll
-	idle           int    // empty polls in a row
+	lastKernelPoll uint32    // clock reading of the last kernel drop poll
+	idle           int       // empty polls in a row
+	spinStart      time.Time // when the current run of empty polls began (busyPoll false)
 }
 
 // iterate is one loop iteration: pick up new tables, apply control messages,
@@ -214,30 +226,13 @@ func (w *Worker) iterate(st *loopState) {
 	w.engine.setRingOverflows(w.rings.inject.Overflows()+w.rings.inject.Oversize(), w.rings.control.Overflows())
 	n := w.port.Receive(w.descs)
 	if n == 0 {
-		w.port.Recycle()
-		if st.idle++; st.idle > 1 {
-			w.engine.Sweep(w.idleSweep(), now)
-		}
-		w.engine.Publish()
-		if !w.busyPoll {
-			_ = w.port.Wait(w.idleWait)
-		}
+		w.idle(st, now) // worker_idle.go
 		return
 	}
 	st.idle = 0
 	w.forward(n, now)
 	w.engine.Sweep(sweepBudget, now)
 	w.engine.MaybePublish()
-}
-
-// idleSweep is the sweep budget of an idle iteration: small when spinning,
-// so a packet arriving mid-sweep waits little; large when the worker is about
-// to sleep anyway.
-func (w *Worker) idleSweep() int {
-	if w.busyPoll {
-		return sweepIdleBudget
-	}
-	return sweepSleepBudget
 }
 
 // applyControl applies up to controlBudget messages from the control ring,
@@ -364,18 +359,29 @@ func (w *Worker) halt() {
 // counted, ControlOverflow). Safe from any goroutine; producers are
 // serialised among themselves, never with the worker.
 //
-// An idle worker with busy_poll = false notices the message when it next
-// wakes, within idleWaitMs (100 ms).
-func (w *Worker) PushControl(m ControlMsg) bool { return w.rings.control.TryPush(m) }
+// A worker sleeping in poll(2) (busy_poll = false) is woken, by the first
+// push after it fell asleep only.
+func (w *Worker) PushControl(m ControlMsg) bool {
+	if !w.rings.control.TryPush(m) {
+		return false
+	}
+	w.wakeIfSleeping()
+	return true
+}
 
 // Inject queues a copy of frame (at most the port's frame size) for the
 // worker to transmit: in its next loop iteration the worker copies it into a
 // frame of its port, runs it through its engine (the flow's association and
 // its set's forwarding; never punted again) and transmits it. A full ring
 // or a frame too long returns false (counted, InjectOverflow); frames
-// accepted but not sent count as InjectDropped. Safe from any goroutine.
+// accepted but not sent count as InjectDropped. Safe from any goroutine; it
+// wakes a sleeping worker as PushControl does.
 func (w *Worker) Inject(frame []byte) bool {
-	return w.rings.inject.TryPush(frame, ring.Meta{Set: ring.NoSet})
+	if !w.rings.inject.TryPush(frame, ring.Meta{Set: ring.NoSet}) {
+		return false
+	}
+	w.wakeIfSleeping()
+	return true
 }
 
 // Punted returns the reading end of the worker's punt ring. Exactly one

@@ -284,28 +284,30 @@ func TestWorkerAppliesControlInOrder(t *testing.T) {
 
 // TestWorkerControlBudget queues more control messages than one iteration
 // applies: each iteration applies exactly controlBudget of them, the rest
-// wait for the next, and all of them land.
+// wait for the next, and all of them land. The test runs the loop's
+// iterations itself (a started worker, woken by the first push, would not
+// sleep until the ring is empty).
 func TestWorkerControlBudget(t *testing.T) {
-	h := startWorker(t, wTables(t, 1), workerOpts{})
-	// The worker's first iteration ends in Wait; woken by nothing else
-	// than the test, each Wake below is then exactly one iteration.
-	h.await("the worker to sleep", func(ev porttest.Events) bool { return ev.Waits >= 1 })
+	tab := wTables(t, 1)
+	port := porttest.New(porttest.Config{})
+	var tables atomic.Pointer[Tables]
+	tables.Store(tab)
+	w := newWorker(port, newEngine(t, 1024, tab), &tables, workerConfig{iface: "fake0", cpu: -1, batch: 16, slotSize: 2048, busyPoll: true})
 	const n = 2*controlBudget + 5
 	for i := range n {
 		k := key(client(false, 1000+i), 50000, packet.ProtoTCP, wSet)
-		if !h.w.PushControl(ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 1, Gen: 1, LastSeen: assoc.Now()}}) {
+		if !w.PushControl(ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 1, Gen: 1, LastSeen: assoc.Now()}}) {
 			t.Fatalf("PushControl(%d) = false", i)
 		}
 	}
+	var st loopState
 	for step, want := range []uint64{controlBudget, 2 * controlBudget, n} {
-		w0 := h.port.Events().Waits
-		h.port.Wake()
-		h.await("one iteration", func(ev porttest.Events) bool { return ev.Waits > w0 })
-		if got := h.counters().ControlApplied; got != want {
+		w.iterate(&st) // busyPoll: never waits
+		if got := published(w.engine).ControlApplied; got != want {
 			t.Fatalf("after iteration %d: ControlApplied = %d, want %d", step+1, got, want)
 		}
 	}
-	if live := h.w.engine.Shard().Live(); live != n {
+	if live := w.engine.Shard().Live(); live != n {
 		t.Errorf("shard holds %d records, want %d", live, n)
 	}
 }

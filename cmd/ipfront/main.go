@@ -125,7 +125,8 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d := slowpath.NewDaemon(spec, log, slowpath.DaemonOptions{Start: startDataplane})
+	start := func(dp *config.Dataplane) (slowpath.DataPlane, error) { return startDataplane(dp, log) }
+	d := slowpath.NewDaemon(spec, log, slowpath.DaemonOptions{Start: start})
 	api, err := slowpath.Listen(d, spec.API)
 	if err != nil {
 		return fmt.Errorf("api listen %s: %w", spec.API.Listen, err)
@@ -158,11 +159,12 @@ func run(args []string) error {
 // startDataplane starts the AF_XDP data plane a [dataplane] table describes.
 // The daemon gets it as its start function: slowpath itself knows neither
 // sockets nor steering programs.
-func startDataplane(dp *config.Dataplane) (slowpath.DataPlane, error) {
+func startDataplane(dp *config.Dataplane, log zerolog.Logger) (slowpath.DataPlane, error) {
 	d, err := fastpath.Start(dataplaneConfig(dp))
 	if err != nil {
 		return nil, err
 	}
+	logSockets(log, d.SocketReports()) // dataplane_log.go
 	return slowpath.FastPlane(d), nil
 }
 
@@ -175,6 +177,7 @@ func dataplaneConfig(dp *config.Dataplane) fastpath.Config {
 		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize, MaxAssociations: dp.MaxAssociations,
 		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
 		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
+		IdleSpin: dp.IdleSpin, PreferBusyPoll: dp.PreferBusyPoll, HugePages: hugePages(dp.HugePages),
 	}
 }
 

@@ -76,6 +76,7 @@ type Events struct {
 	Released   uint64 // frames returned by Release
 	Allocated  uint64 // frames taken by AllocTx
 	Waits      uint64 // Wait calls
+	Wakes      uint64 // Wake calls (not counting the wake-ups of Deliver)
 	Stats      uint64 // Stats calls
 	RxQueued   int    // frames delivered and not yet received
 }
@@ -305,13 +306,15 @@ func (p *Port) Deliver(frame []byte) bool {
 	return true
 }
 
-// Wake makes a waiting (or the next) Wait return: a test that gave a sleeping
-// worker something other than frames (a control message, an injected frame)
-// calls it, as the worker would otherwise notice only after its poll
-// timeout.
+// Wake implements fastpath.Port: it makes a waiting (or the next) Wait
+// return, as the eventfd in a real port's poll set does. The worker's ring
+// producers call it when they give a sleeping worker work; tests call it to
+// step a worker that sleeps without a timeout.
 func (p *Port) Wake() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.ev.Wakes++
+	p.notify()
 	p.wakeLocked()
 }
 

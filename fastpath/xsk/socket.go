@@ -61,6 +61,11 @@ type Config struct {
 	// every call.
 	NeedWakeup bool
 	Mode       Mode
+	// HugePages chooses the UMEM's pages (HugeAuto: the best available).
+	HugePages HugePages
+	// BusyPoll, if Usec > 0, asks for preferred busy polling
+	// (Socket.BusyPoll says whether the kernel agreed).
+	BusyPoll BusyPoll
 }
 
 // Defaults for zero Config fields.
@@ -100,7 +105,15 @@ type Socket struct {
 	// umem is the packet memory registered with the kernel. The kernel
 	// writes the frames it owns (fill ring until received); we write the
 	// frames we own.
-	umem []byte
+	umem     []byte
+	umemMap  mapping  // what Close unmaps
+	umemInfo UMEMInfo // which pages back umem
+
+	// busyPoll is the outcome of Config.BusyPoll; with Enabled, Receive
+	// pokes the kernel when the RX ring is empty (it runs NAPI inline).
+	busyPoll BusyPollStatus
+	// wake is the eventfd that ends Wait early (Wake).
+	wake waker
 
 	fill addrRing // we produce, kernel consumes
 	comp addrRing // kernel produces, we consume
@@ -117,7 +130,7 @@ type Socket struct {
 	held   int64 // handed to the caller by Receive or AllocTx
 	inTx   int64 // on the TX ring, being sent, or on the completion ring
 
-	pfd [1]unix.PollFd
+	pfd [2]unix.PollFd // the socket, then the wake eventfd
 
 	ctr counters
 }
@@ -136,6 +149,9 @@ type counters struct {
 	rxWakeups   atomic.Uint64
 	txKicks     atomic.Uint64
 	kickErrors  atomic.Uint64
+	busyPolls   atomic.Uint64
+	// busyPollRefused is 1 when the kernel refused Config.BusyPoll.
+	busyPollRefused atomic.Uint64
 }
 
 // Stats are the socket's counters. Packet counters count descriptors.
@@ -155,6 +171,11 @@ type Stats struct {
 	RxWakeups   uint64 // recvfrom pokes because the fill ring needed wakeup
 	TxKicks     uint64 // sendto kicks
 	KickErrors  uint64 // sendto/recvfrom failures other than EAGAIN/EBUSY/ENOBUFS/EINTR
+	// BusyPolls counts recvfrom pokes on an empty RX ring with preferred
+	// busy polling on (each runs the queue's NAPI once on the caller's
+	// core); BusyPollRefused is 1 when the kernel refused busy polling.
+	BusyPolls       uint64
+	BusyPollRefused uint64
 
 	Kernel KernelStats
 }
@@ -200,6 +221,7 @@ func Open(cfg Config) (*Socket, error) {
 		return nil, fmt.Errorf("xsk: socket(AF_XDP): %w", err)
 	}
 	s := &Socket{fd: fd, cfg: cfg, frameMask: ^(uint64(cfg.FrameSize) - 1)}
+	s.wake.fd = -1
 	if err := s.setup(); err != nil {
 		s.Close()
 		return nil, err
@@ -210,10 +232,12 @@ func Open(cfg Config) (*Socket, error) {
 func (s *Socket) setup() error {
 	cfg := s.cfg
 	var err error
-	s.umem, err = unix.Mmap(-1, 0, int(cfg.NumFrames)*int(cfg.FrameSize),
-		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err := s.wake.open(); err != nil {
+		return err
+	}
+	s.umem, s.umemMap, s.umemInfo, err = allocUMEM(int(cfg.NumFrames)*int(cfg.FrameSize), cfg.HugePages)
 	if err != nil {
-		return fmt.Errorf("xsk: mmap UMEM: %w", err)
+		return err
 	}
 	reg := unix.XDPUmemReg{
 		Addr:     uint64(uintptr(unsafe.Pointer(&s.umem[0]))),
@@ -303,6 +327,7 @@ func (s *Socket) setup() error {
 		return fmt.Errorf("xsk: XDP_OPTIONS: %w", err)
 	}
 	s.zeroCopy = opts&unix.XDP_OPTIONS_ZEROCOPY != 0
+	s.setBusyPoll(cfg.BusyPoll)
 
 	// Copy mode sends at most max_tx_budget (32) descriptors per kick;
 	// let one kick drain the whole TX ring where the kernel allows it
@@ -316,6 +341,7 @@ func (s *Socket) setup() error {
 		s.free = append(s.free, uint64(i)*uint64(cfg.FrameSize))
 	}
 	s.pfd[0].Fd = int32(s.fd)
+	s.pfd[1] = unix.PollFd{Fd: int32(s.wake.fd), Events: unix.POLLIN}
 	s.refill()
 	return nil
 }
@@ -373,6 +399,11 @@ func (s *Socket) Receive(out []Desc) int {
 	}
 	if s.cfg.NeedWakeup && s.fill.needWakeup() {
 		s.ctr.rxWakeups.Add(1)
+		s.syscall(unix.SYS_RECVFROM)
+	} else if n == 0 && s.busyPoll.Enabled {
+		// Preferred busy polling: nothing arrives unless someone runs the
+		// queue's NAPI, and with deferred interrupts that is us.
+		s.ctr.busyPolls.Add(1)
 		s.syscall(unix.SYS_RECVFROM)
 	}
 	return int(n)
@@ -515,9 +546,9 @@ func (s *Socket) AllocTx(out []Desc) int {
 
 // Wait blocks in poll(2) until the socket has received frames (POLLIN), or,
 // if frames are in flight on TX, the kernel can take more (POLLOUT), or
-// timeoutMs passes (-1: forever). It is the idle mode of a worker; in copy
-// mode polling for POLLOUT also drives transmission. A timeout or signal is
-// not an error.
+// Wake is called (before or during the Wait), or timeoutMs passes (-1:
+// forever). It is the idle mode of a worker; in copy mode polling for
+// POLLOUT also drives transmission. A timeout or signal is not an error.
 func (s *Socket) Wait(timeoutMs int) error {
 	if s.fd < 0 {
 		return ErrClosed
@@ -526,8 +557,11 @@ func (s *Socket) Wait(timeoutMs int) error {
 	if s.inTx > 0 {
 		s.pfd[0].Events |= unix.POLLOUT
 	}
-	s.pfd[0].Revents = 0
+	s.pfd[0].Revents, s.pfd[1].Revents = 0, 0
 	_, err := unix.Poll(s.pfd[:], timeoutMs)
+	if s.pfd[1].Revents&unix.POLLIN != 0 {
+		s.wake.drain()
+	}
 	if err != nil && err != unix.EINTR {
 		return fmt.Errorf("xsk: poll: %w", err)
 	}
@@ -550,6 +584,9 @@ func (s *Socket) Stats() (Stats, error) {
 		RxWakeups:   s.ctr.rxWakeups.Load(),
 		TxKicks:     s.ctr.txKicks.Load(),
 		KickErrors:  s.ctr.kickErrors.Load(),
+
+		BusyPolls:       s.ctr.busyPolls.Load(),
+		BusyPollRefused: s.ctr.busyPollRefused.Load(),
 	}
 	var ks unix.XDPStatistics
 	optlen := uint32(unsafe.Sizeof(ks))
@@ -590,10 +627,13 @@ func (s *Socket) Close() error {
 	}
 	s.fill.slots, s.comp.slots, s.rx.slots, s.tx.slots = nil, nil, nil, nil
 	if s.umem != nil {
-		if err := unix.Munmap(s.umem); err != nil {
+		if err := s.umemMap.unmap(); err != nil {
 			errs = append(errs, fmt.Errorf("xsk: munmap UMEM: %w", err))
 		}
 		s.umem = nil
+	}
+	if err := s.wake.close(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

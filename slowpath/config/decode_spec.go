@@ -38,6 +38,9 @@ func decodeDataplane(t table) Dataplane {
 		Frames:          t.integer("frames", 0),
 		NeedWakeup:      t.boolean("need_wakeup", true),
 		ZeroCopy:        t.str("zero_copy", ZeroCopyAuto),
+		IdleSpin:        t.duration("idle_spin", defaultIdleSpin),
+		PreferBusyPoll:  t.boolean("prefer_busy_poll", true),
+		HugePages:       t.str("huge_pages", HugePagesAuto),
 	}
 	d.Interfaces, _ = t.strings("interfaces")
 	if cpus, _ := t.ints("cpus"); len(cpus) > 0 {

@@ -27,6 +27,9 @@ func defaultDataplane() config.Dataplane {
 		Frames:          8192,
 		NeedWakeup:      true,
 		ZeroCopy:        config.ZeroCopyAuto,
+		IdleSpin:        50 * time.Microsecond,
+		PreferBusyPoll:  true,
+		HugePages:       config.HugePagesAuto,
 	}
 }
 
@@ -103,6 +106,9 @@ frame_size = 2048
 frames = 2048
 need_wakeup = false
 zero_copy = "on"
+idle_spin = "200us"
+prefer_busy_poll = false
+huge_pages = "on"
 [log]
 level = "debug"
 format = "json"
@@ -142,6 +148,9 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 				Frames:          2048,
 				NeedWakeup:      false,
 				ZeroCopy:        config.ZeroCopyOn,
+				IdleSpin:        200 * time.Microsecond,
+				PreferBusyPoll:  false,
+				HugePages:       config.HugePagesOn,
 			}
 			s.Log = config.Log{Level: "debug", Format: "json"}
 			s.API = config.API{Listen: "0.0.0.0:9000", Token: "secret", PProf: true}

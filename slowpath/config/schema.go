@@ -13,6 +13,8 @@ const (
 	defaultMaxAssociations = 1 << 20
 	defaultRingSize        = 2048
 	defaultFrameSize       = 4096
+	defaultIdleSpin        = 50 * time.Microsecond
+	maxIdleSpin            = time.Second
 	defaultListen          = "127.0.0.1:9180"
 	defaultDeleteAge       = 10 * time.Minute
 	defaultTableSize       = 65537
@@ -39,6 +41,7 @@ var (
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
 		"max_associations", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
+		"idle_spin", "prefer_busy_poll", "huge_pages",
 	}}
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
 	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof"}}

@@ -36,6 +36,13 @@ type Dataplane struct {
 	Frames          int      // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
 	NeedWakeup      bool     // use XDP_USE_NEED_WAKEUP on the sockets
 	ZeroCopy        string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
+	// IdleSpin is how long a worker with BusyPoll false keeps polling
+	// after its last packet before it sleeps: 0..1s.
+	IdleSpin time.Duration
+	// PreferBusyPoll asks the kernel for preferred busy polling on the
+	// sockets of workers with BusyPoll false.
+	PreferBusyPoll bool
+	HugePages      string // HugePagesAuto ("" too), HugePagesOn or HugePagesOff: the UMEM's pages
 }
 
 // XDPMode selects how the XDP program is attached to an interface.
@@ -53,6 +60,13 @@ const (
 	ZeroCopyAuto = "auto" // zero-copy if the driver supports it, else copy mode
 	ZeroCopyOn   = "on"   // zero-copy or fail
 	ZeroCopyOff  = "off"  // always copy mode
+)
+
+// Values of Dataplane.HugePages.
+const (
+	HugePagesAuto = "auto" // hugetlb pages, else transparent huge pages, else normal pages
+	HugePagesOn   = "on"   // hugetlb pages (vm.nr_hugepages) or fail
+	HugePagesOff  = "off"  // normal pages
 )
 
 // Log is the [log] table.

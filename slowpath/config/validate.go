@@ -71,6 +71,13 @@ func (d *Dataplane) validate(r *reporter) {
 			"frames %d is not a power of two >= 2 * ring_size (%d)", d.Frames, 2*d.RingSize)
 	}
 	r.enum("dataplane.zero_copy", d.ZeroCopy, []string{ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff}, nil)
+	if d.IdleSpin < 0 || d.IdleSpin > maxIdleSpin {
+		r.errorf("dataplane.idle_spin", `the default is "50us"; "0s" sleeps at once; busy_poll = true never sleeps`,
+			"idle_spin %s is outside 0s..%s", d.IdleSpin, maxIdleSpin)
+	}
+	if d.HugePages != "" { // a Spec built in code: auto
+		r.enum("dataplane.huge_pages", d.HugePages, []string{HugePagesAuto, HugePagesOn, HugePagesOff}, nil)
+	}
 }
 
 // validateIDs checks a list of queue or CPU ids: in range and unique.
