@@ -28,10 +28,10 @@ const readTries = 8
 // yield between attempts.
 const rangeTries = 64
 
-// testHookMidRead, when set by a test, runs between a reader's first load of
-// the meta word and its loads of the key words: the window in which a writer
-// can tear a read. Production code never sets it.
-var testHookMidRead func()
+// testHookMidRead, when set by a test, runs between a reader's first loads
+// of slot i (meta word and first address word) and the rest: the window in
+// which a writer can tear a read. Production code never sets it.
+var testHookMidRead func(i int)
 
 // read takes a consistent snapshot of slot i with the seqlock protocol,
 // trying at most tries times; ok is false if every try saw a write in
@@ -48,7 +48,7 @@ func (s *Shard) read(i int, tries int, yield bool) (w0, w1, w2 uint64, meta Meta
 		}
 		w0 = atomic.LoadUint64(&sl.w[0])
 		if testHookMidRead != nil {
-			testHookMidRead()
+			testHookMidRead(i)
 		}
 		w1 = atomic.LoadUint64(&sl.w[1])
 		w2 = atomic.LoadUint64(&sl.w[2])

@@ -229,8 +229,8 @@ func TestReaderDetectsWriteBetweenLoads(t *testing.T) {
 	newKey := testKey(2)
 	newKey.Addr[0] = 0x20 // differs from oldKey in both address words
 	wrote := false
-	testHookMidRead = func() {
-		if !wrote {
+	testHookMidRead = func(i int) {
+		if i == idx && !wrote {
 			wrote = true
 			s.Put(idx, &newKey, Value{Server: 2, Tag: 2000})
 		}
