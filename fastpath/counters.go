@@ -17,13 +17,17 @@ const (
 	DropKernelRx                                              // dropped by the kernel before the RX ring: frame bigger than a UMEM frame, ring full
 	DropNoForwarding                                          // the set's forwarding strategy is not one this build knows
 	DropPuntRingFull                                          // a frame for the slow path found the worker's punt ring full
+	DropNATNoRoute                                            // NAT: no route towards the client of a reply
+	DropNATNoAssociation                                      // NAT: a server's frame that matches no association or expectation
+	DropHandoffFull                                           // NAT: the ring to the egress interface's worker was full
 	NumReasons
 )
 
 // Reason is a drop reason: a packet.Reason or one of the Drop* constants.
 type Reason uint8
 
-var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding", "punt_ring_full"}
+var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding", "punt_ring_full",
+	"nat_no_route", "nat_no_association", "handoff_ring_full"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {

@@ -65,6 +65,8 @@ type Engine struct {
 	// whatever its set's helper would say.
 	noPunt bool
 
+	nat natState // NAT: peers' shards, interface MACs, egress (forward_nat.go)
+
 	// batches counts MaybePublish calls since the last publication.
 	batches int
 
@@ -210,6 +212,9 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 	}
 	ts := e.sets[i]
 	if ts == nil {
+		if e.tables != nil && e.tables.nat.slots != nil {
+			return e.forwardNATOther(frame, i, now) // replies, data connections (forward_nat.go)
+		}
 		e.local.Drops[DropNoTargetSet]++
 		return Drop
 	}
@@ -228,6 +233,8 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 	switch ts.Forwarding {
 	case FwdDSR:
 		act = e.forwardDSR(frame, ts, slot)
+	case FwdNAT:
+		act = e.forwardNAT(frame, ts, slot, i)
 	default:
 		e.local.Drops[DropNoForwarding]++
 		return Drop
@@ -313,7 +320,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 		e.local.Stateless++
 		return slot
 	}
-	v := assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, Flags: teardownFlags(f), LastSeen: now}
+	v := assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, Flags: teardownFlags(f), LastSeen: now, NAT: ts.Forwarding == FwdNAT}
 	if f.Proto == packet.ProtoSCTP && learnableTag(f) {
 		v.Tag, v.Flags = f.SCTPTag, v.Flags|assoc.FlagTagLearned
 	}

@@ -10,13 +10,17 @@ const (
 	// unchanged but for its MAC addresses, the server holds the VIP on a
 	// loopback interface and answers the client directly.
 	FwdDSR uint8 = iota
+	// FwdNAT is address translation (forward_nat.go): ipfront is in the
+	// path both ways, rewriting the VIP to the server on the way in and
+	// back on the way out.
+	FwdNAT
 	// NumForwardings is the number of strategies; Counters.Forwarded is
 	// indexed by strategy.
 	NumForwardings
 )
 
 // forwardingNames are the strategies' configuration and metric names.
-var forwardingNames = [NumForwardings]string{"dsr"}
+var forwardingNames = [NumForwardings]string{"dsr", "nat"}
 
 // ForwardingName returns the configuration name of strategy f.
 func ForwardingName(f uint8) string {

@@ -58,6 +58,11 @@ type Server struct {
 	// (indexed like Config.Interfaces); HasMAC is false until resolved.
 	MAC    [MaxInterfaces][6]byte
 	HasMAC [MaxInterfaces]bool
+	// Egress is, in a NAT set, the interface (index like MAC) the route to
+	// the server leaves by; MAC[Egress] is then the next hop's address (the
+	// server's own on its subnet, else its gateway's) and HasMAC is set on
+	// every interface from which the server can be reached. Unused by DSR.
+	Egress uint8
 }
 
 // TargetSet is one VIP with its protocols, ports and servers, ready for the
@@ -69,12 +74,23 @@ type TargetSet struct {
 	Protos uint8    // ProtoBit* mask
 	Method uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
 	// Forwarding is how frames reach the chosen server: FwdDSR (L2 direct
-	// server return) today; see forward_dsr.go.
+	// server return, forward_dsr.go) or FwdNAT (forward_nat.go).
 	Forwarding uint8
-	Ports      []PortRange
-	DeleteAge  uint32 // seconds of idleness after which an association is stale
-	Maglev     *maglev.Table
-	Servers    [MaxServers]Server
+	// Helper is the application helper of a NAT set (HelperNone or
+	// HelperFTP): segments of its control connections that carry payload
+	// are punted to the slow path; see forward_nat.go.
+	Helper uint8
+	// ReturnPorts are source ports, besides Ports, whose traffic from this
+	// NAT set's servers the steering program hands to the workers: the
+	// helper's data connections (FTP: 20 and the servers' passive range).
+	ReturnPorts []PortRange
+	// ExpectTimeout is how long, in seconds, an expectation of this set
+	// (assoc.KindExpect) lives unused; 0 means DefaultExpectTimeout.
+	ExpectTimeout uint32
+	Ports         []PortRange
+	DeleteAge     uint32 // seconds of idleness after which an association is stale
+	Maglev        *maglev.Table
+	Servers       [MaxServers]Server
 	// PeerGroups classifies clients into peer groups for MethodPeerAware:
 	// the first prefix containing the client decides.
 	PeerGroups []PeerPrefix
@@ -109,6 +125,11 @@ type Tables struct {
 	ages     assoc.Ages
 	vipSlots []vipSlot
 	vipMask  uint64
+	// nat indexes the servers of NAT sets, for replies (forward_nat.go).
+	nat natIndex
+	// Routes are the client-side next hops of NAT replies, kept current by
+	// the slow path between generations (nil: no NAT set can reply).
+	Routes *RouteCell
 }
 
 // vipSlot is an open-addressing bucket: a VIP and the target sets on it.
@@ -138,6 +159,9 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		if ts.Forwarding >= NumForwardings {
 			return nil, fmt.Errorf("%w: target set %q: forwarding strategy %d unknown", ErrBadTables, ts.Name, ts.Forwarding)
 		}
+		if err := ts.checkNAT(); err != nil {
+			return nil, fmt.Errorf("%w: target set %q: %w", ErrBadTables, ts.Name, err)
+		}
 		for _, s := range ts.Servers {
 			if s.Present && (s.Gen == 0 || s.Gen > assoc.MaxGen) {
 				return nil, fmt.Errorf("%w: target set %q: server %s generation %d outside 1..%d", ErrBadTables, ts.Name, s.Addr, s.Gen, assoc.MaxGen)
@@ -158,6 +182,8 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		flows[ts.ID] = ts.DeleteAge
 	}
 	t.ages[assoc.KindFlow] = flows
+	t.ages[assoc.KindExpect] = expectAges(sets, maxID)
+	t.nat = newNATIndex(sets)
 	n := 4
 	for n < 2*len(byVIP) {
 		n *= 2

@@ -103,7 +103,8 @@ func decodeTargetSet(t table) TargetSet {
 		Protocols:  decodeProtocols(t),
 		Ports:      decodePorts(t),
 		Method:     t.str("method", MethodHash),
-		Forwarding: t.str("forwarding", "dsr"),
+		Forwarding: t.str("forwarding", ForwardDSR),
+		Helper:     t.str("helper", ""),
 		DeleteAge:  t.duration("delete_age", defaultDeleteAge),
 		TableSize:  t.integer("table_size", defaultTableSize),
 

@@ -139,15 +139,18 @@ func (r PortRange) overlap(o PortRange) (PortRange, bool) {
 // TargetSet is one [[target_set]]: a VIP, the traffic it accepts, and the
 // servers that traffic is spread over.
 type TargetSet struct {
-	Name       string        // unique, [a-z0-9_-]{1,32}
-	Address    netip.Addr    // the VIP
-	Protocols  []Proto       // non-empty, unique
-	Ports      []PortRange   // non-empty, non-overlapping, in file order
-	Method     string        // MethodHash, MethodLeastLoad or MethodPeerAware
-	Forwarding string        // "dsr"
-	DeleteAge  time.Duration // idle time before an association is forgotten, >= 1s
-	TableSize  int           // Maglev lookup table size: a prime in 251..1000003
-	Servers    []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
+	Name       string      // unique, [a-z0-9_-]{1,32}
+	Address    netip.Addr  // the VIP
+	Protocols  []Proto     // non-empty, unique
+	Ports      []PortRange // non-empty, non-overlapping, in file order
+	Method     string      // MethodHash, MethodLeastLoad or MethodPeerAware
+	Forwarding string      // ForwardDSR or ForwardNAT
+	// Helper is the application helper of a NAT set: HelperFTP, or ""
+	// for none.
+	Helper    string
+	DeleteAge time.Duration // idle time before an association is forgotten, >= 1s
+	TableSize int           // Maglev lookup table size: a prime in 251..1000003
+	Servers   []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
 	// OnServerFailure is what happens to the associations of a server that
 	// fails: FailureReselect or FailureKeep.
 	OnServerFailure string
@@ -162,6 +165,17 @@ const (
 	MethodHash      = "hash"                  // Maglev consistent hashing of the client
 	MethodLeastLoad = "least_load"            // the server with the fewest associations for its weight
 	MethodPeerAware = "peer_aware_least_load" // least_load within each peer group
+)
+
+// Values of TargetSet.Forwarding: how frames reach the chosen server.
+const (
+	ForwardDSR = "dsr" // L2 direct server return: servers hold the VIP and answer clients directly
+	ForwardNAT = "nat" // address translation both ways: servers route their replies through ipfront
+)
+
+// Values of TargetSet.Helper.
+const (
+	HelperFTP = "ftp" // FTP control connections: PORT/EPRT/227/229 and their data connections
 )
 
 // Values of TargetSet.OnServerFailure.

@@ -67,7 +67,8 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	ts.validatePorts(r, path+".ports")
 	r.enum(path+".method", ts.Method, []string{MethodHash, MethodLeastLoad, MethodPeerAware}, nil)
 	r.enum(path+".on_server_failure", ts.OnServerFailure, []string{FailureReselect, FailureKeep}, nil)
-	r.enum(path+".forwarding", ts.Forwarding, []string{"dsr"}, []string{"nat", "ipip", "gue"})
+	r.enum(path+".forwarding", ts.Forwarding, []string{ForwardDSR, ForwardNAT}, []string{"ipip", "gue"})
+	ts.validateHelper(r, path+".helper")
 	if ts.DeleteAge < time.Second {
 		r.errorf(path+".delete_age", "the default is 10m", "delete_age %s is shorter than 1s", ts.DeleteAge)
 	}
@@ -81,6 +82,21 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	ts.Health.validate(r, path+".health", ts.Ports)
 	ts.validatePeerGroups(r, path)
 	ts.Balance.validate(r, path+".balance")
+}
+
+// validateHelper checks the helper's name and that the set translates
+// addresses: a helper rewrites what the servers say about their own
+// addresses, which only NAT hides. The helper's own keys are its package's
+// to check.
+func (ts *TargetSet) validateHelper(r *reporter, path string) {
+	if ts.Helper == "" {
+		return
+	}
+	r.enum(path, ts.Helper, []string{HelperFTP}, nil)
+	if ts.Forwarding == ForwardDSR {
+		r.errorf(path, `add forwarding = "nat": with DSR the servers answer clients directly, so ipfront never sees their replies`,
+			"helper %s needs forwarding = %q", quote(ts.Helper), ForwardNAT)
+	}
 }
 
 func (ts *TargetSet) validateProtocols(r *reporter, path string) {
@@ -144,9 +160,15 @@ func (ts *TargetSet) validateServers(r *reporter, path string) {
 		if a := s.Address; a.IsValid() {
 			j, dup := addrs[a]
 			switch {
+			case ts.Address.IsValid() && a.Is4() != ts.Address.Is4() && ts.Forwarding == ForwardNAT:
+				r.errorf(ep+".address", "NAT does not translate between IP versions; put the server in a target set of its own version",
+					"server %s is %s but the VIP %s is %s", a, ipVersion(a), ts.Address, ipVersion(ts.Address))
 			case ts.Address.IsValid() && a.Is4() != ts.Address.Is4():
 				r.errorf(ep+".address", "with DSR a server has the VIP's IP version; put it in a target set of its own version",
 					"server %s is %s but the VIP %s is %s", a, ipVersion(a), ts.Address, ipVersion(ts.Address))
+			case a == ts.Address && ts.Forwarding == ForwardNAT:
+				r.errorf(ep+".address", "with NAT ipfront holds the VIP and the servers have their own addresses; write the server's address",
+					"server address %s is the VIP", a)
 			case a == ts.Address:
 				r.errorf(ep+".address", "with DSR the server holds the VIP on its loopback; write the server's own address",
 					"server address %s is the VIP", a)
