@@ -47,6 +47,8 @@ type Daemon struct {
 
 	alarmView atomic.Pointer[alarmView] // the alarms as readers see them; nil before the first
 
+	helperStats HelperStats // the FTP helper's counters (helper_loop.go)
+
 	// Owned by the control goroutine.
 	samp     loadSampler // balance trackers and alarms
 	health   *health.Monitor
@@ -131,6 +133,9 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			d.log.Warn().Err(err).Msg("data plane teardown")
 		}
 	}()
+	if hp, ok := dp.(HelperPlane); ok {
+		defer d.startHelpers(ctx, hp)() // stopped before the data plane closes
+	}
 	for _, ifc := range dp.Interfaces() {
 		d.log.Info().Str("interface", ifc.Name).Int("ifindex", ifc.Index).Str("xdp_mode", ifc.XDPMode.String()).
 			Ints("queues", ifc.Queues).Msg("steering program attached")
