@@ -145,6 +145,14 @@ method = "least_load"
 	if got := snap.Score[sb]; got < wantB-2 || got > wantB+2 {
 		t.Errorf("Score(B, 20%% of packets at 50%% of weight) = %d, want %d", got, wantB)
 	}
+	// One association adds 1/(weight share * associations) of a fair score
+	// (no association yet counts as one); each worker sees only the
+	// associations it made itself, so the snapshot scales that by the
+	// number of workers, two here.
+	wantPenalty := uint32(len(h.plane.workers)) * uint32(math.Ceil(balance.ScoreFair/0.5))
+	if got := snap.NewPenalty[sa]; got != wantPenalty {
+		t.Errorf("NewPenalty(A) with %d workers = %d, want %d", len(h.plane.workers), got, wantPenalty)
+	}
 }
 
 // The Reselect flag a policy sets reaches the published server.
