@@ -111,6 +111,7 @@ func decodeTargetSet(t table) TargetSet {
 		OnServerFailure: t.str("on_server_failure", FailureReselect),
 		Balance:         decodeBalance(t.sub("balance")),
 	}
+	decodeHelperKeys(t, &ts)
 	ts.Address, _ = t.addr("address")
 	for _, st := range t.tables("server") {
 		ts.Servers = append(ts.Servers, decodeServer(st))

@@ -46,7 +46,7 @@ var (
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
 	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof"}}
 	targetSetSchema = &schema{"[[target_set]]", []string{
-		"name", "address", "protocols", "ports", "method", "forwarding", "helper",
+		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
 		"delete_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
 	}}
 	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name"}}

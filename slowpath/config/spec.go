@@ -147,10 +147,17 @@ type TargetSet struct {
 	Forwarding string      // ForwardDSR or ForwardNAT
 	// Helper is the application helper of a NAT set: HelperFTP, or ""
 	// for none.
-	Helper    string
-	DeleteAge time.Duration // idle time before an association is forgotten, >= 1s
-	TableSize int           // Maglev lookup table size: a prime in 251..1000003
-	Servers   []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
+	Helper string
+	// ExpectTimeout is how long a data connection the helper announced
+	// waits to be opened (helper.go); 0 without a helper.
+	ExpectTimeout time.Duration
+	// PassivePorts are the servers' passive data ports (vsftpd's
+	// pasv_min_port..pasv_max_port), whose traffic back to clients ipfront
+	// must see; nil without a helper.
+	PassivePorts []PortRange
+	DeleteAge    time.Duration // idle time before an association is forgotten, >= 1s
+	TableSize    int           // Maglev lookup table size: a prime in 251..1000003
+	Servers      []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
 	// OnServerFailure is what happens to the associations of a server that
 	// fails: FailureReselect or FailureKeep.
 	OnServerFailure string

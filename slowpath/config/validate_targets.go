@@ -69,6 +69,7 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	r.enum(path+".on_server_failure", ts.OnServerFailure, []string{FailureReselect, FailureKeep}, nil)
 	r.enum(path+".forwarding", ts.Forwarding, []string{ForwardDSR, ForwardNAT}, []string{"ipip", "gue"})
 	ts.validateHelper(r, path+".helper")
+	ts.validateHelperKeys(r, path)
 	if ts.DeleteAge < time.Second {
 		r.errorf(path+".delete_age", "the default is 10m", "delete_age %s is shorter than 1s", ts.DeleteAge)
 	}
