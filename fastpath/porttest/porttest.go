@@ -76,6 +76,7 @@ type Events struct {
 	Released   uint64 // frames returned by Release
 	Allocated  uint64 // frames taken by AllocTx
 	Waits      uint64 // Wait calls
+	Waiting    bool   // a Wait is blocked now (not returned at once for queued frames)
 	Wakes      uint64 // Wake calls (not counting the wake-ups of Deliver)
 	Stats      uint64 // Stats calls
 	RxQueued   int    // frames delivered and not yet received
@@ -243,12 +244,19 @@ func (p *Port) AllocTx(out []xsk.Desc) int {
 func (p *Port) Wait(timeoutMs int) error {
 	p.mu.Lock()
 	p.ev.Waits++
-	p.notify()
 	queued := len(p.rx) > 0
+	p.ev.Waiting = !queued
+	p.notify()
 	p.mu.Unlock()
 	if queued {
 		return nil
 	}
+	defer func() {
+		p.mu.Lock()
+		p.ev.Waiting = false
+		p.notify()
+		p.mu.Unlock()
+	}()
 	var timeout <-chan time.Time
 	if timeoutMs >= 0 {
 		t := time.NewTimer(time.Duration(timeoutMs) * time.Millisecond)
