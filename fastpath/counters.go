@@ -64,6 +64,7 @@ type Counters struct {
 	ControlApplied  uint64 // control messages applied to the shard
 	ControlRejected uint64 // control messages that could not apply: insert of an existing key, update or delete of a missing one, shard full, invalid (see ControlResult)
 	ControlOverflow uint64 // control messages the control ring refused to the slow path (ring full)
+	ExpectUsed      uint64 // data connections a helper's expectation admitted (forward_nat.go)
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -76,16 +77,17 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 16 + int(NumForwardings)
+const numScalars = 17 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
 func (c *Counters) scalars() [numScalars]*uint64 {
 	out := [numScalars]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
-		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow}
+		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
+		&c.ExpectUsed}
 	for f := range c.Forwarded {
-		out[16+f] = &c.Forwarded[f]
+		out[17+f] = &c.Forwarded[f]
 	}
 	return out
 }

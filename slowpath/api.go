@@ -98,7 +98,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	a.rates = newSampler(interval)
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCollector(b, a.plane),
+	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -108,6 +108,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	mux.HandleFunc("GET /v1/servers", a.servers)
 	mux.HandleFunc("GET /v1/associations", a.associations)
 	mux.HandleFunc("GET /v1/alarms", a.alarms)
+	mux.HandleFunc("GET /v1/expectations", a.expectations) // api_helper.go
 	mux.HandleFunc("POST /v1/reload", a.reload)
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/drain", a.drain(true))
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))

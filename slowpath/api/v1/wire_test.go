@@ -49,6 +49,14 @@ func samples() map[string]any {
 			{ID: "web-0", Set: "web", Active: false, Raised: raised.Add(-time.Hour), Cleared: raised.Add(-time.Minute), Deviation: 0.01,
 				Servers: []v1.AlarmServer{}}}},
 		"reload": v1.ReloadResult{Generation: 8},
+		"expectations": v1.Expectations{
+			Helper: v1.HelperCounters{Commands: map[string]uint64{"PORT": 1, "EPRT": 2, "227": 3, "229": 4}, Rewrites: 3,
+				ExpectationsInstalled: 10, ExpectationsUsed: 9, ExpectationsExpired: 8, Expectations: 2,
+				Refused: map[string]uint64{"bounce": 1, "low_port": 2}, Dropped: map[string]uint64{"bad_checksum": 1, "gap": 2},
+				Resyncs: 5, Unparsed: 6, Connections: 7, Punted: 100, Injected: 99, PuntRingFull: 11, InjectOverflow: 12,
+				ControlOverflow: 13},
+			Expectations: []v1.Expectation{{Worker: "eth1/0", Set: "ftp", Mode: "passive", Client: netip.MustParseAddr("203.0.113.7"),
+				Port: 30000, Server: "ftp-a", Address: "198.51.100.11", Age: 5, ExpiresIn: 55}}},
 		"error": v1.Error{Error: "invalid configuration, nothing changed",
 			Errors: []string{"/etc/ipfront/ipfront.toml:3:1: unknown key batch_sise (hint: did you mean \"batch_size\"?)"}},
 	}

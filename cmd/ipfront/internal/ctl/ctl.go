@@ -39,6 +39,7 @@ commands:
   assoc [--set S] [--client ADDR] [--server NAME|ADDR] [--limit N] [--cursor C]
                          associations, one page at a time
   alarms                 balance alarms, active first
+  expectations [SET]     FTP helper: data connections expected, counters
   reload                 re-read the configuration file; fails with every
                          problem listed if the daemon refuses it
   drain SET SERVER       no new associations for SERVER (name or address);
@@ -92,7 +93,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("ipfront ctl: -o %q: want table or json", o.output)
 	}
 	nargs := map[string][2]int{"status": {0, 0}, "counters": {0, 0}, "sets": {0, 0}, "servers": {0, 1},
-		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2}}
+		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2},
+		"expectations": {0, 1}}
 	n, ok := nargs[cmd]
 	if !ok {
 		fmt.Fprint(stderr, ctlUsage)
@@ -137,6 +139,12 @@ func Run(args []string, stdout, stderr io.Writer) error {
 			})
 	case "alarms":
 		return show(o, c.call(ctx, http.MethodGet, "/v1/alarms", nil), new(v1.Alarms), printAlarms)
+	case "expectations":
+		q := url.Values{}
+		if len(pos) == 1 {
+			q.Set("set", pos[0])
+		}
+		return show(o, c.call(ctx, http.MethodGet, "/v1/expectations", q), new(v1.Expectations), printExpectations)
 	case "reload":
 		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(v1.ReloadResult), printReload)
 	default: // drain, enable
