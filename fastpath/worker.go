@@ -15,16 +15,26 @@ import (
 
 // Loop tuning that is not worth a configuration key.
 const (
-	// Association slots examined per loop iteration: a few after a batch,
-	// so sweeping costs well under a nanosecond per packet under load, and
-	// more once the worker is really idle (two empty polls in a row: a
-	// single empty poll between batches is not idleness). A sleeping worker
-	// wakes every idleWaitMs and sweeps more, since nobody waits on it.
-	// Staleness is also checked on every lookup, so the sweep only has to
-	// keep capacity and counters current, not be prompt.
-	sweepBudget      = 16
-	sweepIdleBudget  = 256
-	sweepSleepBudget = 4096
+	// Association slots examined by the sweep. Staleness is also checked
+	// on every lookup, so the sweep only has to keep capacity and counters
+	// current, not be prompt; what it must not do is cost a frame anything.
+	//
+	// Under load: sweepBudget slots per sweepEvery frames forwarded,
+	// whatever the batch sizes (a quarter of a slot per frame, well under a
+	// nanosecond per packet). Spinning idle (two empty polls in a row: a
+	// single empty poll between batches is not idleness): chunks of
+	// sweepIdleBudget slots, small so that a frame arriving mid-chunk waits
+	// a microsecond or two, and no more than sweepIdlePerSecond slots a
+	// second: a worker that spins through thousands of empty polls a
+	// millisecond would otherwise stream its whole shard through the cache
+	// hundreds of times a second, taking memory bandwidth and cache from
+	// the cores that feed it. A sleeping worker wakes every idleWaitMs and
+	// sweeps more, since nobody waits on it.
+	sweepBudget        = 16
+	sweepEvery         = 64
+	sweepIdleBudget    = 64
+	sweepIdlePerSecond = 1 << 20
+	sweepSleepBudget   = 4096
 	// idleWaitMs is the poll(2) timeout of an idle worker with busy_poll =
 	// false: how often a sleeping worker sweeps and polls the kernel's drop
 	// counters. Control messages and injected frames do not wait for it:
@@ -203,6 +213,9 @@ type loopState struct {
 	lastKernelPoll uint32    // clock reading of the last kernel drop poll
 	idle           int       // empty polls in a row
 	spinStart      time.Time // when the current run of empty polls began (busyPoll false)
+	sweepDebt      int       // frames forwarded since the last sweep after a batch, < sweepEvery
+	sweepSecond    uint32    // clock reading sweepCredit belongs to
+	sweepCredit    int       // slots the idle sweep may still examine in sweepSecond
 }
 
 // iterate is one loop iteration: pick up new tables, apply control messages,
@@ -217,22 +230,66 @@ func (w *Worker) iterate(st *loopState) {
 	now := assoc.Now()
 	if now != st.lastKernelPoll {
 		// Once a second, not per packet: the kernel's drops before the
-		// RX ring (frame larger than a UMEM frame, ring full).
+		// RX ring (frame larger than a UMEM frame, ring full), and the
+		// rings' overflow counts.
 		st.lastKernelPoll = now
 		w.pollKernelDrops()
+		w.ringOverflows()
 	}
 	w.applyControl()
 	w.transmitInjected(now)
-	w.engine.setRingOverflows(w.rings.inject.Overflows()+w.rings.inject.Oversize(), w.rings.control.Overflows())
 	n := w.port.Receive(w.descs)
 	if n == 0 {
+		// Nobody waits on an idle worker: the overflow counts the ring
+		// producers keep are copied now rather than once a second.
+		w.ringOverflows()
 		w.idle(st, now) // worker_idle.go
 		return
 	}
 	st.idle = 0
 	w.forward(n, now)
-	w.engine.Sweep(sweepBudget, now)
+	if st.sweepDebt += n; st.sweepDebt >= sweepEvery {
+		k := st.sweepDebt / sweepEvery
+		st.sweepDebt -= k * sweepEvery
+		w.engine.Sweep(k*sweepBudget, now)
+	}
 	w.engine.MaybePublish()
+}
+
+// ringOverflows copies the inject and control rings' overflow counts (kept
+// by their producers) into the worker's counters: three atomic loads of
+// cache lines the producers write, so not on every busy iteration.
+func (w *Worker) ringOverflows() {
+	w.engine.setRingOverflows(w.rings.inject.Overflows()+w.rings.inject.Oversize(), w.rings.control.Overflows())
+}
+
+// publishIdleEvery is how many empty polls in a row a spinning worker lets
+// pass between counter publications after the first: publishing copies
+// every counter (most of an empty poll's cost), and nothing changes while
+// nothing arrives but what the slow path hands over, which then shows within
+// microseconds.
+const publishIdleEvery = 64
+
+// publishIdle publishes the counters on the first empty poll after work and
+// then on every publishIdleEvery-th.
+func (w *Worker) publishIdle(st *loopState) {
+	if st.idle == 1 || st.idle%publishIdleEvery == 0 {
+		w.engine.Publish()
+	}
+}
+
+// sweepIdle is the sweep of an idle iteration: one chunk of
+// sweepIdleBudget slots while this second's allowance of
+// sweepIdlePerSecond lasts (see the constants).
+func (w *Worker) sweepIdle(st *loopState, now uint32) {
+	if now != st.sweepSecond {
+		st.sweepSecond, st.sweepCredit = now, sweepIdlePerSecond
+	}
+	if st.sweepCredit <= 0 {
+		return
+	}
+	st.sweepCredit -= sweepIdleBudget
+	w.engine.Sweep(sweepIdleBudget, now)
 }
 
 // applyControl applies up to controlBudget messages from the control ring,

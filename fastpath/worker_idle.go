@@ -25,9 +25,9 @@ func (w *Worker) idle(st *loopState, now uint32) {
 	st.idle++
 	if w.busyPoll {
 		if st.idle > 1 {
-			w.engine.Sweep(sweepIdleBudget, now)
+			w.sweepIdle(st, now)
 		}
-		w.engine.Publish()
+		w.publishIdle(st)
 		return
 	}
 	if st.idle == 1 {
@@ -37,8 +37,8 @@ func (w *Worker) idle(st *loopState, now uint32) {
 			return
 		}
 	} else if w.idleSpin > 0 && time.Since(st.spinStart) < w.idleSpin {
-		w.engine.Sweep(sweepIdleBudget, now)
-		w.engine.Publish()
+		w.sweepIdle(st, now)
+		w.publishIdle(st)
 		return
 	}
 	if st.idle > 1 {
