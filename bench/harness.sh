@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/harness.sh full|smoke|profile [harness flags]
+# bench/harness.sh full|smoke|profile|overhead [harness flags]
 #
 # Builds what the benchmark harness needs (the daemon, the lab programs, the
 # raw AF_XDP forwarder, the harness and the Go benchmark binaries) and runs
@@ -7,15 +7,17 @@
 #   full     BENCHMARKS.md and configs/tuning.md (under 10 minutes on 2 cores)
 #   smoke    every step, tiny: bench/out/smoke.md; fails if any step breaks
 #   profile  ipfront under pktgen load: bench/out/cpu.pprof, perf.txt, flame.svg
+#   overhead ipfront against xskfwd only: interleaved rounds and the profiled
+#            accounting of where each spends its time (bench/out/overhead.txt)
 # AB_BASE (default 80b3afd) is the revision whose BenchmarkProcess the full and
 # smoke runs compare with the work tree's, interleaved (see ab_base below).
 # Needs root. See bench/harness/main.go.
 set -euo pipefail
 mode=${1:-}
 case "$mode" in
-full | smoke | profile) shift ;;
+full | smoke | profile | overhead) shift ;;
 *)
-	echo "usage: $0 full|smoke|profile [harness flags]" >&2
+	echo "usage: $0 full|smoke|profile|overhead [harness flags]" >&2
 	exit 2
 	;;
 esac
@@ -71,7 +73,7 @@ ab_base() (
 	fi
 )
 
-if [ "$mode" != profile ]; then
+if [ "$mode" = full ] || [ "$mode" = smoke ]; then
 	for pkg in fastpath fastpath/packet fastpath/maglev fastpath/xsk; do
 		$GO test -c -o "bin/bench/${pkg//\//_}.test" "./$pkg"
 	done

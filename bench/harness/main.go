@@ -57,6 +57,8 @@ type params struct {
 	assocSizes  []int
 	benchtime   string
 	profileDur  time.Duration
+	// userDur is the window of the one-core-each runs.
+	userDur time.Duration
 	// rounds is how many times the forwarding peers are measured, one
 	// after another in turn; each peer's row is its median round (by
 	// delivered pps), which damps the 10-30 % swings a shared VM shows.
@@ -68,6 +70,12 @@ type params struct {
 	abCases     []string
 	abRounds    int
 	abBenchtime string
+	// place is the overhead mode's placement (-place), alt its second
+	// daemon (-alt), noProf skips its profiled windows (-noprof).
+	place  place
+	alt    string
+	noProf bool
+	rate   float64
 }
 
 func paramsFor(mode string) (params, error) {
@@ -76,17 +84,20 @@ func paramsFor(mode string) (params, error) {
 		return params{mode: mode, dur: 5 * time.Second, srcCount: 4096, sports: 256, warmPasses: 2,
 			sweepBatch: []int{16, 64, 256}, sweepRing: []int{512, 2048, 8192}, sweepDur: 3 * time.Second,
 			tcpDur: 4 * time.Second, tcpCalConns: 300, pings: 3000, assocSizes: []int{1 << 20, 10 << 20},
-			benchtime: "1s", rounds: 3,
+			benchtime: "1s", rounds: 3, userDur: 4 * time.Second, profileDur: 4 * time.Second,
 			abCases: []string{"Established1M", "Established64K", "NewFlows", "OneFlow"}, abRounds: 7, abBenchtime: "1s"}, nil
 	case "smoke":
 		return params{mode: mode, dur: time.Second, srcCount: 256, sports: 256, warmPasses: 1,
 			sweepBatch: []int{16, 64}, sweepRing: []int{512, 2048}, sweepDur: time.Second,
 			tcpDur: time.Second, tcpCalConns: 100, pings: 300, assocSizes: []int{1 << 16, 1 << 20},
-			benchtime: "200x", rounds: 1,
+			benchtime: "200x", rounds: 1, userDur: time.Second, profileDur: 1500 * time.Millisecond,
 			abCases: []string{"Established64K", "OneFlow"}, abRounds: 1, abBenchtime: "200x"}, nil
 	case "profile":
 		return params{mode: mode, dur: 10 * time.Second, srcCount: 4096, sports: 256, warmPasses: 1,
 			profileDur: 10 * time.Second}, nil
+	case "overhead":
+		return params{mode: mode, dur: 5 * time.Second, srcCount: 4096, sports: 256, warmPasses: 2, rounds: 3,
+			profileDur: 6 * time.Second}, nil
 	}
 	return params{}, fmt.Errorf("unknown mode %q (want full, smoke or profile)", mode)
 }
@@ -104,10 +115,27 @@ func main() {
 	out := flag.String("out", "bench/out", "output directory (logs, configs, smoke report, profiles)")
 	report := flag.String("report", "", "report file (default: BENCHMARKS.md for full, <out>/smoke.md for smoke)")
 	tuning := flag.String("tuning", "configs/tuning.md", "tuning guide written by a full run")
+	placeFlag := flag.String("place", "dut", "overhead mode: where the DUT's kernel work runs: dut (threaded NAPI on the DUT core) or rps")
+	rounds := flag.Int("rounds", 0, "overhead mode: rounds (0: the mode's default)")
+	alt := flag.String("alt", "", "overhead mode: a second ipfront binary, measured in every round after the first (an A/B of the daemon)")
+	noProf := flag.Bool("noprof", false, "overhead mode: rounds only, no profiled windows")
+	rate := flag.Float64("rate", 0, "overhead mode: offered load in pps (0: as fast as the generator goes)")
 	flag.Parse()
 	p, err := paramsFor(*mode)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(2)
+	}
+	if *rounds > 0 {
+		p.rounds = *rounds
+	}
+	p.alt, p.noProf, p.rate = *alt, *noProf, *rate
+	switch *placeFlag {
+	case "dut":
+	case "rps":
+		p.place = placeRPS
+	default:
+		fmt.Fprintln(os.Stderr, "harness: -place: want dut or rps")
 		os.Exit(2)
 	}
 	if *report == "" {
@@ -195,6 +223,9 @@ func (h *harness) run(ctx context.Context, reportPath, tuningPath string) (err e
 
 	if h.p.mode == "profile" {
 		return h.profile(ctx)
+	}
+	if h.p.mode == "overhead" {
+		return h.overhead(ctx)
 	}
 
 	lab.RemoveStale()
@@ -306,10 +337,7 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 		}
 		return nil
 	}
-	peers := []struct {
-		name string
-		run  func() pktResult
-	}{
+	peers := []namedRun{
 		{"ceiling (XDP_TX)", func() pktResult { return e.ceiling(ctx, noWarm(ack)) }},
 		{"raw AF_XDP (busy)", func() pktResult { return e.xskfwd(ctx, noWarm(ack), true) }},
 		{"raw AF_XDP (no busy)", func() pktResult { return e.xskfwd(ctx, noWarm(ack), false) }},
@@ -319,27 +347,37 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 		{"nftables DNAT", func() pktResult { return e.nftDNAT(ctx, ack) }},
 		{"nftables netdev DSR", func() pktResult { return e.nftNetdev(ctx, noWarm(ack)) }},
 	}
-	rounds := max(p.rounds, 1)
-	byPeer := make([][]pktResult, len(peers))
-	for round := 1; round <= rounds; round++ {
-		for i, pr := range peers {
-			name := pr.name
-			if rounds > 1 {
-				name = fmt.Sprintf("%s, round %d/%d", pr.name, round, rounds)
-			}
-			h.step(ctx, name, func() error {
-				var one []pktResult
-				err := add("", pr.run(), &one)
-				byPeer[i] = append(byPeer[i], one...)
-				return err
-			})
-		}
+	r.packets = h.interleaved(ctx, "", peers, add)
+
+	// Issue 14's placement: the generator on its core, each forwarder on
+	// the other (ipfront's worker by cpus, the kernel peers by RPS), NAPI in
+	// softirq context as a user's system has it.
+	user := ack
+	user.place, user.duration = placeRPS, p.userDur
+	userPeers := []namedRun{
+		{"raw AF_XDP (busy)", func() pktResult { return e.xskfwd(ctx, noWarm(user), true) }},
+		{"ipfront ack (busy)", func() pktResult { return e.ipfrontRun(ctx, "ipfront-busy", user, defaultIPF(true, flows)) }},
+		{"Linux forwarding", func() pktResult { return e.linuxForward(ctx, noWarm(user)) }},
+		{"nftables netdev DSR", func() pktResult { return e.nftNetdev(ctx, noWarm(user)) }},
 	}
-	for _, runs := range byPeer {
-		if len(runs) > 0 {
-			r.packets = append(r.packets, medianRun(runs))
+	r.user = h.interleaved(ctx, "one core each: ", userPeers, add)
+
+	// Where the time goes: xskfwd and ipfront under the same offered load,
+	// below what either can take, profiled (see overhead.go).
+	h.step(ctx, "overhead profile", func() error {
+		l := ack
+		l.duration = p.profileDur
+		l.rate = 50e3
+		if x := find(r.packets, "xskfwd-busy"); x != nil && p.mode == "full" {
+			l.rate = profLoadShare * x.DelivPPS()
 		}
-	}
+		r.overhead = e.profileOverhead(ctx, l, flows, "")
+		errs := []error{writeProfText(filepath.Join(h.out, "overhead.txt"), r.overhead)}
+		for _, o := range r.overhead {
+			errs = append(errs, o.Err)
+		}
+		return errors.Join(errs...)
+	})
 
 	syn := ack
 	syn.proto, syn.warm, syn.duration = gen.TCPSyn, 0, 0 // one SYN per flow into an empty table
@@ -353,30 +391,45 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 		})
 	}
 
-	// Scaling: the generator sends on two queues in both runs; the DUT has
-	// one queue (one worker) or two (two workers, one per core).
+	// Scaling: the generator sends on two queues in every run; the DUT has
+	// one queue (one worker) or two (two workers, one per core), and the
+	// kernel peers get RPS over both cores.
 	h.step(ctx, "scaling 1 and 2 queues", func() error {
-		// Both runs get the same offered load, half a core's worth of
-		// generator on each core: 1.5x what one worker delivered in the
-		// main run, more than one queue can take.
+		// Every run gets the same offered load, half of it from a generator
+		// on each core: 1.5x the best single-core figure of the one-core-each
+		// table, more than one core can take.
 		l := ack
-		l.queues, l.spread, l.rate = 2, true, 300e3
-		if ipf := find(r.packets, "ipfront-busy"); ipf != nil {
-			l.rate = 1.5 * ipf.DelivPPS()
+		l.queues, l.place, l.rate = 2, placeRPS, 300e3
+		best := 0.0
+		for i := range r.user {
+			if x := &r.user[i]; x.Err == nil {
+				best = max(best, x.DelivPPS())
+			}
+		}
+		if best > 0 {
+			l.rate = 1.5 * best
 		}
 		if err := e.t.setQueues(2, 1); err != nil {
 			return err
 		}
 		c := defaultIPF(true, 2*flows)
-		if err := add("", e.ipfrontRun(ctx, "ipfront-1q", l, c), &r.scaling); err != nil {
-			return err
-		}
+		var errs []error
+		errs = append(errs, add("", e.ipfrontRun(ctx, "ipfront-1q", l, c), &r.scaling))
 		if err := e.t.setQueues(2, 2); err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
+		l.place = placeRPS2
 		c.queues, c.cpus = 2, []int{genCPU, dutCPU}
-		err := add("", e.ipfrontRun(ctx, "ipfront-2q", l, c), &r.scaling)
-		return errors.Join(err, e.t.setQueues(1, 1))
+		errs = append(errs, add("", e.ipfrontRun(ctx, "ipfront-2q", l, c), &r.scaling))
+		x := e.xskfwdWith(ctx, noWarm(l), "xskfwd-2q", c)
+		errs = append(errs, add("", x, &r.scaling))
+		lf := e.linuxForward(ctx, noWarm(l))
+		lf.Key, lf.Peer = "linux-2c", "Linux IP forwarding (one server), RPS over both cores"
+		errs = append(errs, add("", lf, &r.scaling))
+		nd := e.nftNetdev(ctx, noWarm(l))
+		nd.Key, nd.Peer = "netdev-2c", "nftables netdev ingress L2 DSR, RPS over both cores"
+		errs = append(errs, add("", nd, &r.scaling))
+		return errors.Join(append(errs, e.t.setQueues(1, 1))...)
 	})
 
 	h.step(ctx, "batch/ring sweep", func() error {
@@ -402,6 +455,41 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// namedRun is one peer of a set of interleaved rounds.
+type namedRun struct {
+	name string
+	run  func() pktResult
+}
+
+// interleaved runs every peer once per round, in turn, for p.rounds rounds,
+// and returns each peer's median round (see medianRun). prefix names the
+// steps in the log.
+func (h *harness) interleaved(ctx context.Context, prefix string, peers []namedRun, add func(string, pktResult, *[]pktResult) error) []pktResult {
+	rounds := max(h.p.rounds, 1)
+	byPeer := make([][]pktResult, len(peers))
+	for round := 1; round <= rounds; round++ {
+		for i, pr := range peers {
+			name := prefix + pr.name
+			if rounds > 1 {
+				name = fmt.Sprintf("%s, round %d/%d", name, round, rounds)
+			}
+			h.step(ctx, name, func() error {
+				var one []pktResult
+				err := add("", pr.run(), &one)
+				byPeer[i] = append(byPeer[i], one...)
+				return err
+			})
+		}
+	}
+	var out []pktResult
+	for _, runs := range byPeer {
+		if len(runs) > 0 {
+			out = append(out, medianRun(runs))
+		}
+	}
+	return out
 }
 
 // noWarm is for stateless peers: no warm-up passes.
@@ -447,7 +535,7 @@ func (h *harness) tcpSteps(ctx context.Context, e *env) {
 	h.step(ctx, "HAProxy TCP", func() error { return addTCP(e.haproxyTCP(ctx, p)) })
 	h.step(ctx, "ipfront TCP", func() error { return addTCP(e.ipfrontTCP(ctx, p)) })
 	h.step(ctx, "latency", func() error {
-		if _, err := e.t.placement(false); err != nil {
+		if _, err := e.t.placement(placeDUTCore); err != nil {
 			return err
 		}
 		r.latency = e.latencies(ctx, p.pings)

@@ -164,28 +164,66 @@ func realtime(pid int) error {
 	return unix.SchedSetAttr(pid, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 50}, 0)
 }
 
-// placement puts the kernel threads where the method says (see
-// BENCHMARKS.md, "Method"): the DUT's receive NAPI threads and the bridge's
-// egress NAPI threads (towards the sinks) both on the DUT's core, so the
-// "DUT core" column holds the DUT plus an egress cost that is the same for
-// every peer per delivered frame. With spread, nothing is pinned and the
-// scheduler places them.
-func (t *topo) placement(spread bool) (dutNAPI []int, err error) {
+// place is where the DUT's kernel work runs during a packet run.
+type place int
+
+const (
+	// placeDUTCore (the forwarding table's method, see BENCHMARKS.md,
+	// "Method"): the DUT's receive NAPI threads and the bridge's egress
+	// NAPI threads (towards the sinks) both on the DUT's core, SCHED_FIFO,
+	// so the "DUT core" column holds the DUT plus an egress cost that is the
+	// same for every peer per delivered frame, and the DUT CPU column can
+	// bill the DUT's receive work to it.
+	placeDUTCore place = iota
+	// placeSpread: threaded NAPI as above, nothing pinned: the scheduler
+	// places the kernel threads.
+	placeSpread
+	// placeRPS is how a user gives each side a core (issue 14): NAPI runs
+	// in softirq context where it was raised (the DUT's receive NAPI on the
+	// generator's core, raised by the bridge's transmit there), and RPS
+	// hands the kernel peers' packets to the DUT's core for the IP stack;
+	// an AF_XDP peer's worker is pinned there by its configuration.
+	placeRPS
+	// placeRPS2 is placeRPS with RPS over both cores (the kernel peer's
+	// answer to two workers on two cores).
+	placeRPS2
+)
+
+// placement puts the kernel's share of the DUT's work where p says and
+// returns the DUT's receive NAPI threads (none without threaded NAPI).
+func (t *topo) placement(p place) (dutNAPI []int, err error) {
+	threaded := p == placeDUTCore || p == placeSpread
+	if err := t.setThreaded(threaded); err != nil {
+		return nil, err
+	}
+	rps := 0
+	switch p {
+	case placeRPS:
+		rps = 1 << dutCPU
+	case placeRPS2:
+		rps = 1<<dutCPU | 1<<genCPU
+	}
+	if err := t.setRPS(rps); err != nil {
+		return nil, err
+	}
+	if !threaded {
+		return nil, nil
+	}
 	dutNAPI = napiThreads(t.lb.ifname)
 	egress := napiThreads(t.lb.port)
 	if len(dutNAPI) == 0 || len(egress) == 0 {
 		return nil, fmt.Errorf("no NAPI threads for %s (%v) or %s (%v)", t.lb.ifname, dutNAPI, t.lb.port, egress)
 	}
 	c := dutCPU
-	if spread {
+	if p == placeSpread {
 		c = -1
 	}
-	for _, p := range slices.Concat(dutNAPI, egress) {
-		if err := pin(p, c); err != nil {
-			return nil, fmt.Errorf("pin NAPI thread %d: %w", p, err)
+	for _, pid := range slices.Concat(dutNAPI, egress) {
+		if err := pin(pid, c); err != nil {
+			return nil, fmt.Errorf("pin NAPI thread %d: %w", pid, err)
 		}
-		if err := realtime(p); err != nil {
-			return nil, fmt.Errorf("NAPI thread %d SCHED_FIFO: %w", p, err)
+		if err := realtime(pid); err != nil {
+			return nil, fmt.Errorf("NAPI thread %d SCHED_FIFO: %w", pid, err)
 		}
 	}
 	return dutNAPI, nil
@@ -200,7 +238,7 @@ type load struct {
 	warm     int           // passes over every flow before measuring (stateful peers)
 	duration time.Duration // measured run; 0: one pass over the flows (count)
 	queues   int           // generator queues (one Generator each, on CPUs genCPU, dutCPU)
-	spread   bool          // kernel threads not pinned (see placement)
+	place    place         // where the DUT's kernel work runs (see placement)
 	rate     float64       // offered load in pps over all queues, 0 for as fast as possible
 	// onStart, if set, runs after the warm-up, just before the window.
 	onStart func() error
@@ -332,7 +370,7 @@ func (t *topo) packetRun(ctx context.Context, l load, dutProcs []int, r *pktResu
 	if err := t.sinks(true); err != nil {
 		return err
 	}
-	napis, err := t.placement(l.spread)
+	napis, err := t.placement(l.place)
 	if err != nil {
 		return err
 	}

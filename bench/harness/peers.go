@@ -55,48 +55,71 @@ func (e *env) ceiling(ctx context.Context, l load) (r pktResult) {
 }
 
 // xskfwd: the raw AF_XDP forwarder (bench/xskfwd) on ipfront's socket
-// adapter and steering program: receive, set the MACs, transmit.
-func (e *env) xskfwd(ctx context.Context, l load, busyPoll bool) (r pktResult) {
-	r = pktResult{Key: "xskfwd-busy", Peer: fmt.Sprintf("raw AF_XDP forwarder (xskfwd, busy_poll=%v)", busyPoll), Workload: l.name()}
+// adapter and steering program: receive, set the MACs, transmit; with the
+// rings and batch of ipfront's runs.
+func (e *env) xskfwd(ctx context.Context, l load, busyPoll bool) pktResult {
+	key := "xskfwd-busy"
 	if !busyPoll {
-		r.Key = "xskfwd-nobusy"
+		key = "xskfwd-nobusy"
 	}
-	var macs []string
-	for _, m := range e.t.serverMACs() {
-		macs = append(macs, net.HardwareAddr(m[:]).String())
+	return e.xskfwdWith(ctx, l, key, defaultIPF(busyPoll, 0))
+}
+
+// xskfwdWith runs xskfwd with c's rings, batch, busy polling, queues and
+// CPUs under load l.
+func (e *env) xskfwdWith(ctx context.Context, l load, key string, c ipfCfg) (r pktResult) {
+	r = pktResult{Key: key, Cfg: c, Peer: fmt.Sprintf("raw AF_XDP forwarder (xskfwd, busy_poll=%v)", c.busyPoll), Workload: l.name()}
+	if c.queues > 1 {
+		r.Peer = fmt.Sprintf("raw AF_XDP forwarder (xskfwd, busy_poll=%v queues=%d)", c.busyPoll, c.queues)
 	}
-	p, err := e.t.start(e.t.lb.ns, fmt.Sprintf("xskfwd-busy%v", busyPoll), e.logDir, filepath.Join(e.bin, "xskfwd"),
-		"--dev", e.t.lb.ifname, "--vip", e.t.vip.String(), "--dst-mac", strings.Join(macs, ","),
-		"--queues", "0", "--cpus", fmt.Sprint(dutCPU), "--busy-poll="+fmt.Sprint(busyPoll), "--mode", "copy", "--xdp-mode", "native", "-o", "json")
+	p, err := e.startXskfwd(ctx, key, c)
 	if err != nil {
 		r.Err = err
 		return r
 	}
 	defer p.stop(5 * time.Second)
-	if err := p.waitOutput(ctx, "ready", 10*time.Second); err != nil {
-		r.Err = err
-		return r
-	}
 	r.Err = e.t.packetRun(ctx, l, []int{p.pid()}, &r)
 	if err := p.stop(5 * time.Second); err != nil && r.Err == nil {
 		r.Err = err
 	}
-	var rep struct {
-		Rx, Tx, Full uint64
-	}
 	var raw struct {
-		RxPackets uint64 `json:"rx_packets"`
-		TxPackets uint64 `json:"tx_packets"`
 		TxDropped uint64 `json:"tx_dropped"`
-		ZeroCopy  bool   `json:"zero_copy"`
+		KernelRx  uint64 `json:"kernel_rx_dropped"`
 	}
 	for _, line := range strings.Split(p.output(), "\n") {
-		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &raw) == nil {
-			rep.Rx, rep.Tx, rep.Full = raw.RxPackets, raw.TxPackets, raw.TxDropped
+		if strings.HasPrefix(line, "{") {
+			_ = json.Unmarshal([]byte(line), &raw)
 		}
 	}
-	r.Extra = map[string]float64{"tx_ring_full": float64(rep.Full)}
+	r.Extra = map[string]float64{"tx_ring_full": float64(raw.TxDropped), "kernel_rx_dropped": float64(raw.KernelRx)}
 	return r
+}
+
+// startXskfwd starts xskfwd on the DUT with the rings, batch, queues and
+// CPUs of c (the settings ipfront gets in the run it is compared with) and
+// waits until it is ready.
+func (e *env) startXskfwd(ctx context.Context, name string, c ipfCfg) (*proc, error) {
+	var macs []string
+	for _, m := range e.t.serverMACs() {
+		macs = append(macs, net.HardwareAddr(m[:]).String())
+	}
+	queues, cpus := make([]string, c.queues), make([]string, c.queues)
+	for q := range c.queues {
+		queues[q], cpus[q] = fmt.Sprint(q), fmt.Sprint(c.cpus[q%len(c.cpus)])
+	}
+	p, err := e.t.start(e.t.lb.ns, name, e.logDir, filepath.Join(e.bin, "xskfwd"),
+		"--dev", e.t.lb.ifname, "--vip", e.t.vip.String(), "--dst-mac", strings.Join(macs, ","),
+		"--queues", strings.Join(queues, ","), "--cpus", strings.Join(cpus, ","), "--busy-poll="+fmt.Sprint(c.busyPoll),
+		"--batch", fmt.Sprint(c.batch), "--ring", fmt.Sprint(c.ring),
+		"--mode", "copy", "--xdp-mode", "native", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitOutput(ctx, "ready", 10*time.Second); err != nil {
+		p.kill()
+		return nil, err
+	}
+	return p, nil
 }
 
 // ipfCfg is the part of ipfront's configuration a run varies.
@@ -108,6 +131,7 @@ type ipfCfg struct {
 	cpus     []int // one per worker
 	maxAssoc int
 	pprof    bool
+	binary   string // the daemon to run; empty: <bin>/ipfront
 }
 
 func defaultIPF(busy bool, flows int) ipfCfg {
@@ -186,7 +210,11 @@ func (e *env) startIPFront(ctx context.Context, name string, c ipfCfg) (*ipfront
 	if err != nil {
 		return nil, err
 	}
-	p, err := e.t.start(e.t.lb.ns, name, e.logDir, filepath.Join(e.bin, "ipfront"), "run", "--config", path)
+	bin := filepath.Join(e.bin, "ipfront")
+	if c.binary != "" {
+		bin = c.binary
+	}
+	p, err := e.t.start(e.t.lb.ns, name, e.logDir, bin, "run", "--config", path)
 	if err != nil {
 		return nil, err
 	}
@@ -281,19 +309,31 @@ func b2f(b bool) float64 {
 // no load balancing: one next hop).
 func (e *env) linuxForward(ctx context.Context, l load) (r pktResult) {
 	r = pktResult{Key: "linux", Peer: "Linux IP forwarding (one server)", Workload: l.name()}
-	lb := e.t.lb
-	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+	undo, err := e.linuxForwardOn()
+	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
-	if err := ipBatch(lb.ns, fmt.Sprintf("route add %s/32 via %s\n", e.t.vip, e.t.servers[0].ip)); err != nil {
-		r.Err = err
-		return r
-	}
-	defer ipBatch(lb.ns, fmt.Sprintf("route del %s/32\n", e.t.vip))
+	defer undo()
 	r.Err = e.t.packetRun(ctx, l, nil, &r)
 	return r
+}
+
+// linuxForwardOn makes the DUT's kernel route the VIP to server 1 and
+// returns the function that undoes it.
+func (e *env) linuxForwardOn() (undo func(), err error) {
+	lb := e.t.lb
+	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		return nil, err
+	}
+	if err := ipBatch(lb.ns, fmt.Sprintf("route add %s/32 via %s\n", e.t.vip, e.t.servers[0].ip)); err != nil {
+		lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
+		return nil, err
+	}
+	return func() {
+		ipBatch(lb.ns, fmt.Sprintf("route del %s/32\n", e.t.vip))
+		lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
+	}, nil
 }
 
 // nftMissing is why the nftables peers are skipped, or "" when nft(8) is
@@ -364,6 +404,19 @@ func (e *env) nftNetdev(ctx context.Context, l load) (r pktResult) {
 	if r.Skipped = nftMissing(); r.Skipped != "" {
 		return r
 	}
+	undo, err := e.nftNetdevOn()
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer undo()
+	r.Err = e.t.packetRun(ctx, l, nil, &r)
+	return r
+}
+
+// nftNetdevOn loads the netdev DSR table and returns the function that
+// removes it. nft(8) must be installed.
+func (e *env) nftNetdevOn() (undo func(), err error) {
 	lb := e.t.lb
 	rules := fmt.Sprintf(`table netdev ipfbench {
 	chain in {
@@ -373,12 +426,9 @@ func (e *env) nftNetdev(ctx context.Context, l load) (r pktResult) {
 }
 `, lb.ifname, e.t.vip, lb.mac, len(e.t.servers), e.t.nftMap(func(s host) any { return s.mac }), lb.ifname)
 	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
-		r.Err = err
-		return r
+		return nil, err
 	}
-	defer run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "netdev", "ipfbench")
-	r.Err = e.t.packetRun(ctx, l, nil, &r)
-	return r
+	return func() { run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "netdev", "ipfbench") }, nil
 }
 
 func sortedKeys(m map[string]uint64) []string {

@@ -46,7 +46,7 @@ func (h *harness) profile(ctx context.Context) (err error) {
 	if err := t.sinks(true); err != nil {
 		return err
 	}
-	if _, err := t.placement(false); err != nil {
+	if _, err := t.placement(placeDUTCore); err != nil {
 		return err
 	}
 	// One pass to create the associations, then load for longer than the

@@ -84,7 +84,7 @@ func (e *env) iplabTCP(ctx context.Context, conns, parallel, bytes int) (lab.TCP
 // payloads) through one peer, whose process (if any) is dut.
 func (e *env) tcpWorkloads(ctx context.Context, peer string, dut func() []int, p params) []tcpResult {
 	var out []tcpResult
-	napis, err := e.t.placement(false)
+	napis, err := e.t.placement(placeDUTCore)
 	if err != nil {
 		return []tcpResult{{Peer: peer, Workload: "connections/s", Err: err}}
 	}
@@ -206,17 +206,19 @@ func (e *env) ipfrontTCP(ctx context.Context, p params) []tcpResult {
 
 // latency is the round-trip time distribution of UDP ping-pong.
 type latency struct {
+	Key      string // "direct", "linux", "netdev", "xskfwd", "ipfront-busy", "ipfront-nobusy"
 	Path     string
 	N        int
 	Lost     int
 	P50, P99 time.Duration
+	Skipped  string
 	Err      error
 }
 
 // pingPong sends n 64-byte datagrams to the VIP's port 7000 from the client,
 // one at a time, each waiting for its echo, and returns the RTTs' p50/p99.
-func (e *env) pingPong(ctx context.Context, path string, n int) latency {
-	l := latency{Path: path, N: n}
+func (e *env) pingPong(ctx context.Context, key, path string, n int) latency {
+	l := latency{Key: key, Path: path, N: n}
 	c, err := lab.DialContext(ctx, e.t.client.ns, "udp", netip.AddrPortFrom(e.t.vip, tcpPort).String())
 	if err != nil {
 		l.Err = err
@@ -279,28 +281,85 @@ func (e *env) pingPong(ctx context.Context, path string, n int) latency {
 	return l
 }
 
+// latencyPeer is one path of the latency step: how to set it up (the
+// returned function undoes it), with the client routing the VIP to the DUT.
+type latencyPeer struct {
+	key, path string
+	skip      func() string // why the peer cannot run here, or ""
+	on        func(ctx context.Context) (undo func() error, err error)
+}
+
 // latencies measures ping-pong direct to server 1 (the client routes the VIP
-// to it) and through ipfront with busy_poll on and off.
+// to it), then through every forwarding peer of the DUT: Linux forwarding,
+// nftables netdev DSR, xskfwd, and ipfront with busy_poll on and off, all
+// with the kernel threads placed as for the forwarding table.
 func (e *env) latencies(ctx context.Context, n int) []latency {
 	var out []latency
 	if err := ipBatch(e.t.client.ns, fmt.Sprintf("route replace %s/32 via %s\n", e.t.vip, e.t.servers[0].ip)); err != nil {
-		return []latency{{Path: "direct to a server", Err: err}}
+		return []latency{{Key: "direct", Path: "direct to a server", Err: err}}
 	}
-	out = append(out, e.pingPong(ctx, "direct to a server (no load balancer)", n))
+	out = append(out, e.pingPong(ctx, "direct", "direct to a server (no load balancer)", n))
 	if err := ipBatch(e.t.client.ns, fmt.Sprintf("route replace %s/32 via %s\n", e.t.vip, e.t.lb.ip)); err != nil {
-		return append(out, latency{Path: "through ipfront", Err: err})
+		return append(out, latency{Key: "linux", Path: "through the DUT", Err: err})
 	}
-	for _, busy := range []bool{true, false} {
-		path := fmt.Sprintf("through ipfront (busy_poll=%v)", busy)
-		ipf, err := e.startIPFront(ctx, fmt.Sprintf("ipfront-latency-busy%v", busy), defaultIPF(busy, 1<<16))
+	ipf := func(busy bool) func(ctx context.Context) (func() error, error) {
+		return func(ctx context.Context) (func() error, error) {
+			ipf, err := e.startIPFront(ctx, fmt.Sprintf("ipfront-latency-busy%v", busy), defaultIPF(busy, 1<<16))
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return ipf.p.stop(10 * time.Second) }, nil
+		}
+	}
+	peers := []latencyPeer{
+		{"linux", "Linux IP forwarding", nil, func(context.Context) (func() error, error) {
+			undo, err := e.linuxForwardOn()
+			if err != nil {
+				return nil, err
+			}
+			return func() error { undo(); return nil }, nil
+		}},
+		{"netdev", "nftables netdev ingress L2 DSR", nftMissing, func(context.Context) (func() error, error) {
+			undo, err := e.nftNetdevOn()
+			if err != nil {
+				return nil, err
+			}
+			return func() error { undo(); return nil }, nil
+		}},
+		{"xskfwd", "raw AF_XDP forwarder (xskfwd, busy_poll=true)", nil, func(ctx context.Context) (func() error, error) {
+			p, err := e.startXskfwd(ctx, "xskfwd-latency", defaultIPF(true, 0))
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return p.stop(5 * time.Second) }, nil
+		}},
+		{"ipfront-busy", "ipfront (busy_poll=true)", nil, ipf(true)},
+		{"ipfront-nobusy", "ipfront (busy_poll=false)", nil, ipf(false)},
+	}
+	for _, pr := range peers {
+		if pr.skip != nil {
+			if why := pr.skip(); why != "" {
+				out = append(out, latency{Key: pr.key, Path: pr.path, Skipped: why})
+				continue
+			}
+		}
+		undo, err := pr.on(ctx)
 		if err != nil {
-			out = append(out, latency{Path: path, Err: err})
+			out = append(out, latency{Key: pr.key, Path: pr.path, Err: err})
 			continue
 		}
-		out = append(out, e.pingPong(ctx, path, n))
-		if err := ipf.p.stop(10 * time.Second); err != nil {
-			out[len(out)-1].Err = err
+		// The DUT's NAPI threads exist once its XDP program (if any) is
+		// attached: place them now.
+		if _, err := e.t.placement(placeDUTCore); err != nil {
+			out = append(out, latency{Key: pr.key, Path: pr.path, Err: err})
+			undo()
+			continue
 		}
+		l := e.pingPong(ctx, pr.key, pr.path, n)
+		if err := undo(); err != nil && l.Err == nil {
+			l.Err = err
+		}
+		out = append(out, l)
 	}
 	return out
 }

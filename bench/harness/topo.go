@@ -232,21 +232,36 @@ func (t *topo) build() error {
 	if t.sink, err = steer.NewCountDrop(); err != nil {
 		return err
 	}
-	if err := t.setThreaded(); err != nil {
+	if err := t.setThreaded(true); err != nil {
 		return err
 	}
 	return t.setQueues(1, 1)
 }
 
 // setThreaded moves the NAPI processing of the DUT's receive side (veth-lb)
-// and of the bridge's egress towards the sinks (p-lb) into kernel threads,
-// so that it can be placed and measured (see placement).
-func (t *topo) setThreaded() error {
+// and of the bridge's egress towards the sinks (p-lb) into kernel threads
+// (on), so that it can be placed and measured (see placement), or back into
+// softirq context (off), where it runs on the core that raised it.
+func (t *topo) setThreaded(on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
 	for _, x := range []struct{ ns, dev string }{{t.lb.ns, t.lb.ifname}, {t.sw, t.lb.port}} {
 		// ip netns exec mounts the namespace's own /sys.
-		if err := run("ip", "netns", "exec", x.ns, "sh", "-c", "echo 1 > /sys/class/net/"+x.dev+"/threaded"); err != nil {
-			return fmt.Errorf("threaded NAPI on %s: %w", x.dev, err)
+		if err := run("ip", "netns", "exec", x.ns, "sh", "-c", "echo "+v+" > /sys/class/net/"+x.dev+"/threaded"); err != nil {
+			return fmt.Errorf("threaded NAPI %s on %s: %w", v, x.dev, err)
 		}
+	}
+	return nil
+}
+
+// setRPS sets the RPS CPU mask of every receive queue of the DUT's
+// interface (0: RPS off).
+func (t *topo) setRPS(mask int) error {
+	cmd := fmt.Sprintf("for q in /sys/class/net/%s/queues/rx-*; do echo %x > $q/rps_cpus; done", t.lb.ifname, mask)
+	if err := run("ip", "netns", "exec", t.lb.ns, "sh", "-c", cmd); err != nil {
+		return fmt.Errorf("RPS mask %x on %s: %w", mask, t.lb.ifname, err)
 	}
 	return nil
 }

@@ -34,10 +34,10 @@ func writeTuning(path string, r *results) error {
 	}
 	var lb, ln *latency
 	for i := range r.latency {
-		switch r.latency[i].Path {
-		case "through ipfront (busy_poll=true)":
+		switch r.latency[i].Key {
+		case "ipfront-busy":
 			lb = &r.latency[i]
-		case "through ipfront (busy_poll=false)":
+		case "ipfront-nobusy":
 			ln = &r.latency[i]
 		}
 	}
