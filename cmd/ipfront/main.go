@@ -25,6 +25,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath/xsk"
 	"github.com/ipfront/ipfront/slowpath"
 	"github.com/ipfront/ipfront/slowpath/config"
+	"github.com/ipfront/ipfront/slowpath/hostcheck"
 )
 
 const usage = `usage: ipfront <command> [flags]
@@ -32,6 +33,9 @@ const usage = `usage: ipfront <command> [flags]
 commands:
   run   --config FILE   run the load balancer (SIGHUP re-reads FILE)
   check --config FILE   validate a configuration file and exit
+  check --host [--json] --config FILE
+                        also check this host for its [dataplane]: NIC queues, RSS,
+                        IRQ affinity, offloads, NAPI, huge pages (exit 1 on problems)
   ctl   [flags] CMD     query and steer a running daemon ("ipfront ctl -h")
   version               print the module version and VCS revision (also --version)
 `
@@ -80,6 +84,9 @@ func configFlag(name string, args []string) (string, error) {
 
 // check prints every problem of a configuration with its file:line:column.
 func check(args []string, out io.Writer) error {
+	if hostFlag(args) {
+		return checkHost(args, out, hostcheck.System{}) // hostcheck.go
+	}
 	path, err := configFlag("check", args)
 	if err != nil {
 		return err
