@@ -199,7 +199,7 @@ func cpuTime(t *testing.T) time.Duration {
 // has forwarded traffic and then sees none uses next to no CPU: it spins
 // briefly after the last packet, then sleeps. Measured as this process's CPU
 // time over a one-second window while the test goroutine sleeps; the bound
-// is loose (a quarter of a core) against the whole core a spinning worker
+// is loose (a tenth of a core) against the whole core a spinning worker
 // takes. The second half shows the measure can tell: the same worker
 // with an endless spin uses far more.
 func TestIdleWorkerSleeps(t *testing.T) {
@@ -220,8 +220,8 @@ func TestIdleWorkerSleeps(t *testing.T) {
 		return used
 	}
 	idle := measure(DefaultIdleSpin)
-	if idle > window/4 {
-		t.Errorf("idle worker used %v of CPU in %v, want under %v: it does not sleep", idle, window, window/4)
+	if idle > window/10 {
+		t.Errorf("idle worker used %v of CPU in %v, want under %v: it does not sleep", idle, window, window/10)
 	}
 	spinning := measure(time.Hour)
 	t.Logf("CPU over %v: idle worker %v, spinning worker %v", window, idle, spinning)
