@@ -33,6 +33,11 @@ const rangeTries = 64
 // which a writer can tear a read. Production code never sets it.
 var testHookMidRead func(i int)
 
+// testHookMidWrite, when set by a test, runs inside Put after the first key
+// word is stored and before the others: a reader running then must see the
+// write in progress. Production code never sets it.
+var testHookMidWrite func()
+
 // read takes a consistent snapshot of slot i with the seqlock protocol,
 // trying at most tries times; ok is false if every try saw a write in
 // progress or a write completing in between.

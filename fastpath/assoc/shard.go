@@ -202,6 +202,9 @@ func (s *Shard) PutPacked(idx int, p *Packed, v Value) {
 	seq := Meta(old).seq()
 	atomic.StoreUint64(&sl.w[3], old&^(seqMask<<seqShift)|((seq+1)&seqMask)<<seqShift)
 	atomic.StoreUint64(&sl.w[0], p.a)
+	if testHookMidWrite != nil {
+		testHookMidWrite()
+	}
 	atomic.StoreUint64(&sl.w[1], p.b)
 	atomic.StoreUint64(&sl.w[2], valueW2(p.c, &v))
 	atomic.StoreUint64(&sl.w[3], uint64(encodeMeta(stateLive, &v, seq+2)))

@@ -249,6 +249,45 @@ func TestReaderDetectsWriteBetweenLoads(t *testing.T) {
 	}
 }
 
+// TestReaderSeesWriteInProgress: a reader that runs while the owner is
+// between its key stores (new first address word, old rest) must not take
+// the slot for a consistent record: the writer marks the write in progress
+// (odd sequence) before it touches the key. Without that mark the reader's
+// two meta loads agree and it returns a key nobody wrote.
+func TestReaderSeesWriteInProgress(t *testing.T) {
+	s, _ := NewShard(16)
+	oldKey := testKey(1)
+	idx := insert(t, s, oldKey, Value{Server: 1})
+	newKey := testKey(2)
+	newKey.Addr[0] = 0x20
+	ran := false
+	testHookMidWrite = func() {
+		ran = true
+		s.Range(func(k Key, v Value) bool {
+			t.Errorf("Range read %+v -> %+v in the middle of a write", k, v)
+			return true
+		})
+		if v, r := s.Lookup(&oldKey, oldKey.Hash()); r == Found {
+			t.Errorf("Lookup of the key being overwritten = %+v, Found; want Busy", v)
+		}
+	}
+	defer func() { testHookMidWrite = nil }()
+	s.Put(idx, &newKey, Value{Server: 2})
+	if !ran {
+		t.Fatal("the write hook never ran")
+	}
+	var got []Key
+	s.Range(func(k Key, v Value) bool {
+		if v.Server == 2 {
+			got = append(got, k)
+		}
+		return true
+	})
+	if len(got) != 1 || got[0] != newKey {
+		t.Fatalf("after the write Range lists %v with server 2, want only %v", got, newKey)
+	}
+}
+
 // TestReaderNeverWaitsForOwner: an owner descheduled in the middle of a write
 // (sequence left odd) must not hold a reader: Lookup reports Busy after its
 // bounded attempts, and Found again once the write completes.
