@@ -248,6 +248,7 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		}
 		ts.Load = id.loads[cs.Name]
 	}
+	buildHelper(ts, cs) // helper_build.go; after ts.Forwarding
 	st := id.slots[cs.Name]
 	slotOf, err := id.place(&st, cs.Servers)
 	if err != nil {
