@@ -47,6 +47,7 @@ func writeTuning(path string, r *results) error {
 	fmt.Fprintf(&w, "\nIn copy mode (veth, or a NIC without zero-copy) the kernel copies every frame into the UMEM on the core whose\n")
 	fmt.Fprintf(&w, "NAPI serves the queue; a worker spinning on that same core competes with it. Keep the NIC queue's interrupt (and\n")
 	fmt.Fprintf(&w, "NAPI) on the worker's core only with zero-copy; otherwise give them separate cores or use busy_poll = false.\n\n")
+	w.WriteString(tuningIdle) // tuning_idle.md
 
 	fmt.Fprintf(&w, "## batch_size and ring_size\n\n")
 	fmt.Fprintf(&w, "`batch_size` (1..1024, <= ring_size) is how many frames a worker takes from its RX ring per loop: larger batches\n")
