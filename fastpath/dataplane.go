@@ -24,6 +24,10 @@ type Config struct {
 	BusyPoll        bool
 	BatchSize       int
 	MaxAssociations int
+	// MaxPersistenceRecords bounds the persistence records (persist.go),
+	// split over the workers like MaxAssociations; shards are sized for
+	// both.
+	MaxPersistenceRecords int
 	RingSize        uint32
 	FrameSize       uint32
 	Frames          uint32
@@ -90,6 +94,7 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 		return nil, fmt.Errorf("cpus lists %d CPUs for %d workers (one per interface queue)", len(cfg.CPUs), nWorkers)
 	}
 	perShard := (cfg.MaxAssociations + nWorkers - 1) / nWorkers
+	persistPerShard := (cfg.MaxPersistenceRecords + nWorkers - 1) / nWorkers
 	for i := range d.ifaces {
 		ifc := &d.ifaces[i]
 		maxQ := 0
@@ -106,7 +111,7 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 			if cfg.CPUs != nil {
 				cpu = cfg.CPUs[len(d.workers)]
 			}
-			sock, err := d.openWorker(cfg, ifc, i, q, cpu, perShard)
+			sock, err := d.openWorker(cfg, ifc, i, q, cpu, perShard, persistPerShard)
 			if err != nil {
 				return nil, err
 			}
@@ -132,7 +137,7 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 
 // openWorker opens the AF_XDP socket of one queue and makes its worker (not
 // started yet); it returns the socket for XSKMAP registration.
-func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, perShard int) (*xsk.Socket, error) {
+func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu, perShard, persistPerShard int) (*xsk.Socket, error) {
 	sock, err := xsk.Open(xsk.Config{
 		Ifindex: ifc.Index, QueueID: queue, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
 		RingSize: cfg.RingSize, NeedWakeup: cfg.NeedWakeup, Mode: cfg.SocketMode,
@@ -142,11 +147,13 @@ func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu,
 		return nil, fmt.Errorf("open AF_XDP socket on %s queue %d: %w", ifc.Name, queue, err)
 	}
 	d.sockets = append(d.sockets, sock)
-	shard, err := assoc.NewShard(perShard)
+	shard, err := assoc.NewShard(perShard + persistPerShard)
 	if err != nil {
 		return nil, err
 	}
-	w := newWorker(sock, NewEngine(shard, ifaceIdx, ifc.MAC), &d.tables, workerConfig{
+	engine := NewEngine(shard, ifaceIdx, ifc.MAC)
+	engine.SetPersistLimit(persistPerShard)
+	w := newWorker(sock, engine, &d.tables, workerConfig{
 		iface: ifc.Name, queue: queue, cpu: cpu, busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
 		slotSize: int(sock.Config().FrameSize), idleSpin: cfg.IdleSpin,
 	})

@@ -67,6 +67,8 @@ type Engine struct {
 
 	nat natState // NAT: peers' shards, interface MACs, egress (forward_nat.go)
 
+	persist persistState // persistence records (persist.go)
+
 	// batches counts MaybePublish calls since the last publication.
 	batches int
 

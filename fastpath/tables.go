@@ -58,6 +58,10 @@ type Server struct {
 	// (indexed like Config.Interfaces); HasMAC is false until resolved.
 	MAC    [MaxInterfaces][6]byte
 	HasMAC [MaxInterfaces]bool
+	// AddrID identifies the server's address daemon-wide: the same address
+	// has the same id in every target set, so a persistence record names
+	// "the same server" across the sets of its group. Nonzero when Present.
+	AddrID uint32
 	// Egress is, in a NAT set, the interface (index like MAC) the route to
 	// the server leaves by; MAC[Egress] is then the next hop's address (the
 	// server's own on its subnet, else its gateway's) and HasMAC is set on
@@ -97,6 +101,12 @@ type TargetSet struct {
 	// Load is where the slow path publishes the servers' load for the
 	// least-load methods; nil (or empty) means hash until it has.
 	Load *LoadCell
+	// Persist, when not nil, keeps each client on one server across all
+	// its flows to the sets of Persist.Group (persist.go).
+	Persist *Persistence
+	// Owned are destination port ranges that belong to one server each,
+	// for every client, before persistence and method (persist.go).
+	Owned []OwnedRange
 
 	sel selIndex // filled by NewTables
 }
