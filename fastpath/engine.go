@@ -161,6 +161,9 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 		ts := e.lookupSet(t, f)
 		e.sets[i] = ts
 		if ts == nil {
+			if t.nat.slots != nil {
+				e.natPrepare(t, f, i) // a NAT server's frame: key of its client's flow (forward_nat.go)
+			}
 			continue
 		}
 		e.keys[i] = assoc.PackFlow(&f.Src, f.SrcPort, f.Proto, ts.ID)

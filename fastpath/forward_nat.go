@@ -21,8 +21,8 @@ package fastpath
 // Checksums are updated incrementally (RFC 1624): the IPv4 header, TCP and
 // UDP (a zero IPv4 UDP checksum stays zero), ICMPv6 over its pseudo-header,
 // and inside ICMP errors the quoted IPv4 header and quoted TCP or UDP
-// checksum when the quote holds it (an IPv6 quote only when its transport
-// header follows the fixed header directly), with the ICMP checksum
+// checksum when the quote holds all of it (an IPv6 quote only when its
+// transport header follows the fixed header directly), with the ICMP checksum
 // following every word that changed. SCTP's CRC32c covers no address.
 //
 // The association is the translation: a NAT flow record (assoc.KindFlow,
@@ -465,6 +465,12 @@ type natState struct {
 	cross  [MaxBatch]bool
 	egress [MaxBatch]uint8
 
+	// Frames of the batch from a NAT server (pre set by natPrepare in
+	// Process's first pass): the sets the server is in, and e.keys,
+	// e.hashes and e.homes hold the key of the first one's flow.
+	pre   [MaxBatch]bool
+	cands [MaxBatch][]natCand
+
 	// Last client route looked up: replies mostly go to few clients.
 	lastRoutes     *Routes
 	lastLo, lastHi uint64
@@ -551,6 +557,23 @@ func (e *Engine) forwardNAT(frame []byte, ts *TargetSet, slot uint8, i int) Acti
 	return Transmit
 }
 
+// natPrepare is Process's first pass for frame i, which no set serves: if
+// a NAT server sent it, it notes the server's sets and computes the flow key
+// of the first, loading its home line with the rest of the batch's.
+func (e *Engine) natPrepare(t *Tables, f *packet.Flow, i int) {
+	cands := t.nat.lookup(&f.Src)
+	e.nat.cands[i] = cands
+	if cands == nil {
+		e.nat.pre[i] = false
+		return
+	}
+	e.keys[i] = assoc.PackFlow(&f.Dst, f.DstPort, f.Proto, cands[0].ts.ID)
+	h := e.keys[i].Hash()
+	e.hashes[i], e.homes[i] = h, e.shard.Home(h)
+	e.sink += e.shard.Prefetch(e.homes[i])
+	e.nat.pre[i] = true
+}
+
 // forwardNATOther handles a frame addressed to no port of any target set
 // while NAT sets exist: a NAT server's reply (or ICMP error, or data
 // connection) to a client, or a client's packet of a helper's data
@@ -558,8 +581,8 @@ func (e *Engine) forwardNAT(frame []byte, ts *TargetSet, slot uint8, i int) Acti
 func (e *Engine) forwardNATOther(frame []byte, i int, now uint32) Action {
 	t := e.tables
 	f := &e.flows[i]
-	if cands := t.nat.lookup(&f.Src); cands != nil {
-		return e.natReply(frame, cands, i, now)
+	if e.nat.pre[i] {
+		return e.natReply(frame, e.nat.cands[i], i, now)
 	}
 	if sets := t.vipSets(&f.Dst); sets != nil {
 		return e.natData(frame, sets, i, now)
@@ -573,7 +596,12 @@ func (e *Engine) forwardNATOther(frame []byte, i int, now uint32) Action {
 func (e *Engine) natLookup(k *assoc.Key) (v assoc.Value, idx int, found bool) {
 	p := k.Pack()
 	h := p.Hash()
-	if idx, found := e.shard.FindPacked(&p, h); found {
+	return e.natLookupAt(k, &p, h, e.shard.Home(h))
+}
+
+// natLookupAt is natLookup with k's packed form, hash and home line given.
+func (e *Engine) natLookupAt(k *assoc.Key, p *assoc.Packed, h uint64, home int) (v assoc.Value, idx int, found bool) {
+	if idx, found := e.shard.FindAt(p, home); found {
 		return e.shard.Value(idx), idx, true
 	}
 	for _, s := range e.nat.peers {
@@ -621,7 +649,7 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 	f := &e.flows[i]
 	bit := ProtoBit(f.Proto)
 	syn := f.Proto == packet.ProtoTCP && !f.ICMPError && f.TCPFlags&(packet.TCPFlagSYN|packet.TCPFlagACK) == packet.TCPFlagSYN
-	for _, c := range cands {
+	for j, c := range cands {
 		ts := c.ts
 		if ts.Protos&bit == 0 {
 			continue
@@ -631,7 +659,14 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 			continue
 		}
 		k := assoc.Key{Addr: f.Dst, Port: f.DstPort, Proto: f.Proto, Set: ts.ID}
-		v, idx, found := e.natLookup(&k)
+		var v assoc.Value
+		var idx int
+		var found bool
+		if j == 0 {
+			v, idx, found = e.natLookupAt(&k, &e.keys[i], e.hashes[i], e.homes[i])
+		} else {
+			v, idx, found = e.natLookup(&k)
+		}
 		switch {
 		case found:
 			srv := &ts.Servers[c.slot]
