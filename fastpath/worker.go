@@ -122,6 +122,8 @@ type Worker struct {
 	stop atomic.Bool
 	done chan struct{}
 
+	handoff *handoff // rings with other interfaces' workers (NAT, two-armed; handoff.go); nil with one interface
+
 	descs  []xsk.Desc
 	frames [][]byte
 	acts   []Action
@@ -238,6 +240,7 @@ func (w *Worker) iterate(st *loopState) {
 	}
 	w.applyControl()
 	w.transmitInjected(now)
+	w.transmitHandedOff() // handoff.go
 	n := w.port.Receive(w.descs)
 	if n == 0 {
 		// Nobody waits on an idle worker: the overflow counts the ring
@@ -336,8 +339,13 @@ func (w *Worker) transmitInjected(now uint32) {
 			dropped++
 			continue
 		}
+		if w.handOff(0, buf) { // leaves by another interface (handoff.go)
+			w.port.Release(d.Addr)
+			continue
+		}
 		tx = append(tx, d)
 	}
+	w.flushHandoff()
 	if len(tx) == 0 {
 		w.engine.countInjected(0, dropped)
 		return
@@ -359,8 +367,10 @@ func (w *Worker) forward(n int, now uint32) {
 	for i := 0; i < n; i++ {
 		switch w.acts[i] {
 		case Transmit:
-			tx = append(tx, w.descs[i])
-			continue
+			if !w.handOff(i, w.frames[i]) { // else a copy went to another interface's worker (handoff.go)
+				tx = append(tx, w.descs[i])
+				continue
+			}
 		case Punt:
 			// A copy goes to the slow path; the UMEM frame is freed now,
 			// so a slow consumer never holds the port's frames.
@@ -376,6 +386,7 @@ func (w *Worker) forward(n int, now uint32) {
 		w.rings.punt.Flush() // one commit and at most one wake-up per batch
 		w.engine.countPunted(punted)
 	}
+	w.flushHandoff()
 	w.transmit(tx)
 	w.port.Recycle()
 }
