@@ -121,3 +121,44 @@ func workerCounters(e *Engine) *Counters {
 	e.Snapshot(c)
 	return c
 }
+
+// TestIdleIterationAllocatesNothing: loop iterations of an idle worker with
+// busy_poll = false on a real socket (spinning, then sleeping with a zero
+// timeout so the test does not wait, a slow-path wake-up between) allocate
+// nothing.
+func TestIdleIterationAllocatesNothing(t *testing.T) {
+	ns := netnstest.New(t, "fp-alloc")
+	peer := netnstest.New(t, "fp-alloc-p")
+	netnstest.Veth(t, ns, "a0", peer, "a1")
+	var sock *xsk.Socket
+	if err := ns.Do(func() (err error) {
+		sock, err = xsk.Open(xsk.Config{Ifindex: ns.Link(t, "a0").Index, NumFrames: 256, RingSize: 64, NeedWakeup: true,
+			BusyPoll: xsk.BusyPoll{Usec: 50, Budget: 16}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	tab := wTables(t, 1)
+	var tables atomic.Pointer[Tables]
+	tables.Store(tab)
+	w := newWorker(sock, newEngine(t, 1024, tab), &tables, workerConfig{
+		iface: "a0", cpu: -1, batch: 16, slotSize: 2048, idleSpin: time.Microsecond})
+	w.idleWait = 0 // poll(2) returns at once: the test drives the loop
+	var st loopState
+	msg := insertMsg(0)
+	allocs := testing.AllocsPerRun(200, func() {
+		for range 4 {
+			w.iterate(&st) // spins, then sleeps (for no time)
+		}
+		w.sleeping.Store(true) // as if asleep: the push wakes the socket
+		w.PushControl(msg)     // inserted once, then rejected as existing
+		w.iterate(&st)
+	})
+	if allocs != 0 {
+		t.Errorf("idle iterations: %v allocs per run, want 0", allocs)
+	}
+	if c := workerCounters(w.engine); c.ControlApplied != 1 {
+		t.Errorf("ControlApplied = %d, want 1: the runs did not reach the control path", c.ControlApplied)
+	}
+}

@@ -175,3 +175,32 @@ func TestUMEMReported(t *testing.T) {
 		t.Errorf("UMEM() with HugeOff = %+v, want no hugetlb pages and no fallback", u)
 	}
 }
+
+// TestIdlePathAllocatesNothing: what an idle worker calls on its socket, an
+// empty Receive that pokes NAPI, a Wait that a Wake ends and a Wait that
+// times out, allocates nothing.
+func TestIdlePathAllocatesNothing(t *testing.T) {
+	ns := netnstest.New(t, "xsk-alloc")
+	other := netnstest.New(t, "xsk-alloc2")
+	netnstest.Veth(t, ns, "z0", other, "z1")
+	s := open(t, ns, xsk.Config{Ifindex: ns.Link(t, "z0").Index, NumFrames: 256, RingSize: 64, NeedWakeup: true,
+		BusyPoll: xsk.BusyPoll{Usec: 50, Budget: 64}})
+	out := make([]xsk.Desc, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		s.Receive(out)
+		s.Recycle()
+		s.Wake()
+		if err := s.Wait(-1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Wait(0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("idle socket calls: %v allocs per run, want 0", allocs)
+	}
+	if st, _ := s.Stats(); st.BusyPolls < 100 {
+		t.Errorf("BusyPolls = %d after 100 empty receives, want at least 100", st.BusyPolls)
+	}
+}
