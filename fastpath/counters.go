@@ -65,6 +65,12 @@ type Counters struct {
 	ControlRejected uint64 // control messages that could not apply: insert of an existing key, update or delete of a missing one, shard full, invalid (see ControlResult)
 	ControlOverflow uint64 // control messages the control ring refused to the slow path (ring full)
 	ExpectUsed      uint64 // data connections a helper's expectation admitted (forward_nat.go)
+	// Persistence and port ownership (persist.go).
+	PersistMade    uint64 // persistence records written with a new choice
+	PersistFound   uint64 // new associations a live persistence record decided
+	PersistFull    uint64 // choices not recorded: the shard holds its share of persistence records
+	PersistExpired uint64 // persistence records swept after their timeout
+	OwnedPort      uint64 // new associations an owned destination port decided
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -77,7 +83,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 17 + int(NumForwardings)
+const numScalars = 22 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -85,9 +91,9 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 	out := [numScalars]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
-		&c.ExpectUsed}
+		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort}
 	for f := range c.Forwarded {
-		out[17+f] = &c.Forwarded[f]
+		out[22+f] = &c.Forwarded[f]
 	}
 	return out
 }

@@ -28,11 +28,11 @@ type Config struct {
 	// split over the workers like MaxAssociations; shards are sized for
 	// both.
 	MaxPersistenceRecords int
-	RingSize        uint32
-	FrameSize       uint32
-	Frames          uint32
-	NeedWakeup      bool
-	SocketMode      xsk.Mode
+	RingSize              uint32
+	FrameSize             uint32
+	Frames                uint32
+	NeedWakeup            bool
+	SocketMode            xsk.Mode
 	// Idle mode (BusyPoll false) and bare-metal options; see
 	// dataplane_idle.go.
 	IdleSpin       time.Duration // keep polling this long after the last packet before sleeping

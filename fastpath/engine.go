@@ -87,8 +87,12 @@ type Engine struct {
 func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 	e := &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxSets*MaxServers), epoch: 1}
 	e.onExpire = func(kind assoc.Kind, set uint16, server uint8) {
-		if kind == assoc.KindFlow {
+		switch kind {
+		case assoc.KindFlow:
 			e.countAssoc(set, server, -1)
+		case assoc.KindPersist:
+			e.persist.live--
+			e.local.PersistExpired++
 		}
 	}
 	return e
@@ -294,6 +298,9 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 			if fl != 0 {
 				e.shard.Mark(idx, fl)
 			}
+			if ts.Persist != nil && m.LastSeen() != now&assoc.ClockMask {
+				e.refreshPersist(ts, f, now)
+			}
 			e.shard.Touch(idx, now)
 			return m.Server()
 		}
@@ -307,10 +314,22 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	// where it went before. An association being re-selected (its server
 	// failed or left) has to move anyway and goes by the set's method.
 	var slot uint8
-	if ts.Method == MethodHash || idx < 0 || !found && !opening(f) {
+	pn := pin{slot: maglev.NoBackend, record: -1}
+	if ts.Persist != nil || ts.Owned != nil {
+		pn = e.pinned(ts, f, now)
+	}
+	switch {
+	case pn.slot < MaxServers:
+		slot = pn.slot
+	case ts.Method == MethodHash && ts.Persist != nil:
+		slot = persistHashSlot(ts, f)
+	case ts.Method == MethodHash || idx < 0 || !found && !opening(f):
 		slot = hashSlot(ts, f)
-	} else {
+	default:
 		slot = e.selectServer(ts, f, i)
+	}
+	if slot < MaxServers && pn.slot >= MaxServers && ts.Persist != nil {
+		e.recordPersist(ts, f, pn, slot, now)
 	}
 	if slot >= MaxServers {
 		if found {

@@ -1,5 +1,13 @@
 package fastpath
 
+import (
+	"encoding/binary"
+
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/maglev"
+	"github.com/ipfront/ipfront/fastpath/packet"
+)
+
 // Persistence and port ownership: the two ways a high-speed file transfer's
 // TCP control session and its UDP data flows (other source ports, sometimes
 // other VIP ports or VIPs) all reach the server that holds the session.
@@ -69,4 +77,177 @@ func (e *Engine) SetPersistLimit(n int) { e.persist.limit = n }
 type persistState struct {
 	limit int // records this shard may hold
 	live  int // records it holds
+}
+
+// persistKey is the key of the persistence record of client src in group p.
+func persistKey(p *Persistence, src *[16]byte) assoc.Packed {
+	a := *src
+	bits := int(p.V6Bits)
+	if isMapped(&a) {
+		bits = 96 + int(p.V4Bits)
+	}
+	maskAddr(&a, bits)
+	k := assoc.Key{Addr: a, Set: p.Group, Kind: assoc.KindPersist}
+	return k.Pack()
+}
+
+// isMapped reports whether a is an IPv4-mapped address (::ffff:a.b.c.d).
+func isMapped(a *[16]byte) bool {
+	return a[10] == 0xff && a[11] == 0xff && binary.LittleEndian.Uint64(a[0:8]) == 0 && a[8] == 0 && a[9] == 0
+}
+
+// maskAddr keeps the first bits bits of a and zeroes the rest.
+func maskAddr(a *[16]byte, bits int) {
+	for i := range a {
+		switch {
+		case bits >= 8*(i+1):
+		case bits <= 8*i:
+			a[i] = 0
+		default:
+			a[i] &= byte(0xff << (8*(i+1) - bits))
+		}
+	}
+}
+
+// slotOfAddr returns the slot of the server with address id id in ts, or
+// maglev.NoBackend.
+func slotOfAddr(ts *TargetSet, id uint32) uint8 {
+	for s := range ts.Servers {
+		if srv := &ts.Servers[s]; srv.Present && srv.AddrID == id {
+			return uint8(s)
+		}
+	}
+	return maglev.NoBackend
+}
+
+// keepsClients reports whether slot can keep serving the clients recorded
+// for it: present and not being left. A drained server (weight 0) keeps
+// its clients; it only gets no new ones.
+func keepsClients(ts *TargetSet, slot uint8) bool {
+	srv := &ts.Servers[slot&(MaxServers-1)]
+	return srv.Present && !srv.Reselect
+}
+
+// pin is what port ownership or a persistence record decides for a new
+// association: the slot (maglev.NoBackend when neither decides) and, for a
+// persistence set, the record's slot in the engine's shard to write the
+// method's choice into (-1 when there is none to overwrite).
+type pin struct {
+	slot   uint8
+	record int
+}
+
+// pinned decides a new association of flow f of ts by port ownership, then
+// by the client's persistence record: its own shard's copy, else another
+// worker's (copied into its own shard).
+func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
+	for _, r := range ts.Owned {
+		if f.DstPort >= r.First && f.DstPort <= r.Last && keepsClients(ts, r.Slot) {
+			e.local.OwnedPort++
+			return pin{slot: r.Slot, record: -1}
+		}
+	}
+	p := ts.Persist
+	if p == nil {
+		return pin{slot: maglev.NoBackend, record: -1}
+	}
+	key := persistKey(p, &f.Src)
+	h := key.Hash()
+	idx, found := e.shard.FindPacked(&key, h)
+	stale := -1 // this shard's record, if it is stale or names a server being left
+	if found {
+		if assoc.Age(now, e.shard.Meta(idx).LastSeen()) <= p.Timeout {
+			if slot := slotOfAddr(ts, e.shard.Aux(idx)); slot < MaxServers && keepsClients(ts, slot) {
+				e.shard.Touch(idx, now)
+				e.local.PersistFound++
+				return pin{slot: slot, record: -1}
+			}
+		}
+		stale = idx
+	}
+	for _, peer := range e.nat.peers {
+		v, r := peer.LookupPacked(&key, h)
+		if r != assoc.Found || assoc.Age(now, v.LastSeen) > p.Timeout {
+			continue
+		}
+		slot := slotOfAddr(ts, v.Tag)
+		if slot >= MaxServers || !keepsClients(ts, slot) {
+			continue
+		}
+		e.local.PersistFound++
+		copied := assoc.Value{Tag: v.Tag, LastSeen: now}
+		switch {
+		case stale >= 0:
+			e.shard.PutPacked(stale, &key, copied)
+		case idx >= 0 && e.persist.live < e.persist.limit:
+			e.shard.PutPacked(idx, &key, copied)
+			e.persist.live++
+		}
+		return pin{slot: slot, record: -1}
+	}
+	return pin{slot: maglev.NoBackend, record: stale}
+}
+
+// persistHashSlot is the hash method's choice for the first flow of a client
+// of a persistence set: by the masked client address alone, so that a
+// client's first flows arriving on two queues at once choose alike.
+func persistHashSlot(ts *TargetSet, f *packet.Flow) uint8 {
+	key := persistKey(ts.Persist, &f.Src)
+	k := key.Key()
+	return ts.Maglev.Lookup(maglev.Hash(k.Addr, 0, 0))
+}
+
+// recordPersist records the method's choice slot for the client of flow f
+// in ts's persistence group: in the record slot pinned found (stale, or
+// pointing at a server being left), else in a new record if the shard has
+// room for one.
+func (e *Engine) recordPersist(ts *TargetSet, f *packet.Flow, pn pin, slot uint8, now uint32) {
+	p := ts.Persist
+	if p == nil {
+		return
+	}
+	key := persistKey(p, &f.Src)
+	v := assoc.Value{Tag: ts.Servers[slot].AddrID, LastSeen: now}
+	idx, found := pn.record, true
+	if idx < 0 {
+		idx, found = e.shard.FindPacked(&key, key.Hash())
+	}
+	switch {
+	case found:
+		e.shard.PutPacked(idx, &key, v)
+	case idx >= 0 && e.persist.live < e.persist.limit:
+		e.shard.PutPacked(idx, &key, v)
+		e.persist.live++
+	default:
+		e.local.PersistFull++
+		return
+	}
+	e.local.PersistMade++
+}
+
+// refreshPersist keeps the client's persistence record alive while one of
+// its flows talks: called when that flow's association is touched in a new
+// second.
+func (e *Engine) refreshPersist(ts *TargetSet, f *packet.Flow, now uint32) {
+	key := persistKey(ts.Persist, &f.Src)
+	if idx, found := e.shard.FindPacked(&key, key.Hash()); found {
+		e.shard.Touch(idx, now)
+	}
+}
+
+// persistAges are the record ages of the persistence groups of sets, by
+// group: the longest timeout of the group's members.
+func persistAges(sets []*TargetSet) []uint32 {
+	var ages []uint32
+	for _, ts := range sets {
+		p := ts.Persist
+		if p == nil || p.Group > assoc.MaxSetID {
+			continue
+		}
+		for len(ages) <= int(p.Group) {
+			ages = append(ages, 0)
+		}
+		ages[p.Group] = max(ages[p.Group], min(p.Timeout, assoc.MaxAge))
+	}
+	return ages
 }

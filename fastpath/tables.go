@@ -193,6 +193,7 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 	}
 	t.ages[assoc.KindFlow] = flows
 	t.ages[assoc.KindExpect] = expectAges(sets, maxID)
+	t.ages[assoc.KindPersist] = persistAges(sets)
 	t.nat = newNATIndex(sets)
 	n := 4
 	for n < 2*len(byVIP) {

@@ -6,6 +6,10 @@ import "time"
 // process start. Delete ages are whole seconds too, and a seconds clock lets an
 // entry record its last packet in its meta word next to its state.
 
+// ClockMask is the range of clock readings: Now and LastSeen values are
+// below it.
+const ClockMask = seenMask
+
 // MaxAge is the longest delete age the clock can represent unambiguously.
 const MaxAge = seenMask / 2
 

@@ -72,6 +72,11 @@ func (s *Shard) read(i int, tries int, yield bool) (w0, w1, w2 uint64, meta Meta
 // Workers use it to find records another worker owns.
 func (s *Shard) Lookup(k *Key, h uint64) (Value, LookupResult) {
 	p := k.Pack()
+	return s.LookupPacked(&p, h)
+}
+
+// LookupPacked is Lookup of a packed key.
+func (s *Shard) LookupPacked(p *Packed, h uint64) (Value, LookupResult) {
 	a, b, c := p.a, p.b, p.c
 	n := len(s.slots)
 	i := s.home(h)
