@@ -56,9 +56,19 @@ func publish(cur *atomic.Pointer[Tables], progs []vipSetter, t *Tables) error {
 		}
 		return fmt.Errorf("steer new VIPs: %w", err)
 	}
+	// NAT servers' return traffic, old and new (publish_nat.go).
+	if err := setReturns(progs, cur.Load(), t); err != nil {
+		if rerr := setVIPs(progs, old); rerr != nil {
+			return fmt.Errorf("steer NAT return traffic: %w; restoring the old VIPs failed too: %w", err, rerr)
+		}
+		return fmt.Errorf("steer NAT return traffic: %w", err)
+	}
 	cur.Store(t)
 	if err := setVIPs(progs, next); err != nil {
 		return fmt.Errorf("unsteer removed VIPs: %w: %w", ErrStaleVIPs, err)
+	}
+	if err := setReturns(progs, t); err != nil {
+		return fmt.Errorf("unsteer removed NAT servers: %w: %w", ErrStaleVIPs, err)
 	}
 	return nil
 }

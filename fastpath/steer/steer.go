@@ -65,10 +65,12 @@ const vipActive uint32 = 1
 
 // Counter slots of the steering program's per-CPU counter array.
 const (
-	ctrRedirected   = iota // redirected into an AF_XDP socket
-	ctrPassMiss            // IPv4/IPv6, destination not a VIP
-	ctrPassNotIP           // not IP, too short, or more than 2 VLAN tags
-	ctrPassNoSocket        // VIP, but no socket registered for the queue
+	ctrRedirected       = iota // redirected into an AF_XDP socket
+	ctrPassMiss                // IPv4/IPv6, destination not a VIP
+	ctrPassNotIP               // not IP, too short, or more than 2 VLAN tags
+	ctrPassNoSocket            // VIP, but no socket registered for the queue
+	ctrRedirectedReturn        // a NAT server's return traffic redirected (nat.go)
+	ctrPassLocal               // a NAT server's traffic to the host itself (nat.go)
 	numCounters
 )
 
@@ -148,6 +150,8 @@ type Program struct {
 	vips     *ebpf.Map // hash: [16]byte address (IPv4 as ::ffff:a.b.c.d) -> uint32 flags
 	xsks     *ebpf.Map // xskmap: rx queue -> AF_XDP socket
 	counters *ebpf.Map // per-CPU array of uint64, ctr* slots
+	ret      *ebpf.Map // hash: [16]byte NAT server address -> retValue (nat.go)
+	local    *ebpf.Map // hash: [16]byte host address -> uint32 (nat.go)
 
 	maxQueues int
 	mu        sync.Mutex // serialises SetVIPs
@@ -182,7 +186,12 @@ func Load(maxQueues int) (*Program, error) {
 		p.Close()
 		return nil, fmt.Errorf("steer: create counter map: %w", err)
 	}
-	if p.prog, err = newXDP("ipfront_steer", steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD())); err != nil {
+	if p.ret, p.local, err = newReturnMaps(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	insns := append(steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD()), returnInstructions(p.ret.FD(), p.local.FD(), p.xsks.FD())...)
+	if p.prog, err = newXDP("ipfront_steer", insns); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("steer: load program: %w", err)
 	}
@@ -229,7 +238,7 @@ func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 //			key = ip6h->daddr;
 //		} else goto out;
 //		ctr = PASS_MISS;
-//		if (!bpf_map_lookup_elem(&vips, key)) goto out;
+//		if (!bpf_map_lookup_elem(&vips, key)) goto nat; // NAT return traffic (nat.go)
 //		verdict = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 //		ctr = verdict == XDP_REDIRECT ? REDIRECTED : PASS_NO_SOCKET;
 //	out:
@@ -238,8 +247,10 @@ func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 //		return verdict;
 //	}
 //
-// Registers: r6 ctx, r7 verdict, r8 counter slot, r2 cursor, r3 data_end.
-// Stack: fp-16..fp-1 key, fp-20 counter slot.
+// Registers: r6 ctx, r7 verdict, r8 counter slot, r2 cursor, r3 data_end,
+// r9 the IP header (for the return block).
+// Stack: fp-16..fp-1 key, fp-20 counter slot, fp-44 family; nat.go's block
+// uses fp-48..fp-25 too.
 func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
@@ -276,6 +287,8 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv4"),
 		asm.Add.Imm(asm.R4, ipv4HdrLen),
 		asm.JGT.Reg(asm.R4, asm.R3, "out"),
+		asm.Mov.Reg(asm.R9, asm.R2),
+		asm.StoreImm(asm.RFP, stackFamily, 4, asm.Word),
 		asm.LoadMem(asm.R5, asm.R2, 16, asm.Word),
 		asm.StoreImm(asm.RFP, -16, 0, asm.Word),
 		asm.StoreImm(asm.RFP, -12, 0, asm.Word),
@@ -287,6 +300,8 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),
 		asm.Add.Imm(asm.R4, ipv6HdrLen),
 		asm.JGT.Reg(asm.R4, asm.R3, "out"),
+		asm.Mov.Reg(asm.R9, asm.R2),
+		asm.StoreImm(asm.RFP, stackFamily, 6, asm.Word),
 		asm.LoadMem(asm.R5, asm.R2, 24, asm.DWord),
 		asm.StoreMem(asm.RFP, -16, asm.R5, asm.DWord),
 		asm.LoadMem(asm.R4, asm.R2, 32, asm.DWord),
@@ -299,7 +314,7 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -16),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.JEq.Imm(asm.R0, 0, "nat"),
 
 		asm.LoadMem(asm.R2, asm.R6, xdpMDRxQueueIndex, asm.Word),
 		asm.LoadMapPtr(asm.R1, xsksFD),
@@ -313,6 +328,9 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 	insns = append(insns, countAndReturn(countersFD)...)
 	return insns
 }
+
+// The program is steerInstructions followed by returnInstructions (nat.go),
+// whose "nat" label the VIP lookup jumps to on a miss.
 
 // countAndReturn is the common tail: labelled "out", it increments the
 // per-CPU counter slot in r8 and returns r7.
@@ -435,13 +453,18 @@ func (p *Program) VIPs() ([]netip.Addr, error) {
 // Stats are the steering program's counters, summed over CPUs.
 type Stats struct {
 	Redirected   uint64 // to an AF_XDP socket
-	PassMiss     uint64 // IP, destination not a VIP
+	PassMiss     uint64 // IP, destination not a VIP, not a NAT server's return traffic
 	PassNotIP    uint64 // not IPv4/IPv6 (ARP, ...), runt, or more than 2 VLAN tags
-	PassNoSocket uint64 // VIP, but no socket registered for the RX queue
+	PassNoSocket uint64 // VIP or return traffic, but no socket registered for the RX queue
+	// RedirectedReturn counts NAT servers' return traffic redirected to an
+	// AF_XDP socket (not in Redirected).
+	RedirectedReturn uint64
+	// PassLocal counts NAT servers' traffic to the host's own addresses.
+	PassLocal uint64
 }
 
 // Passed is the number of frames the program passed to the kernel.
-func (s Stats) Passed() uint64 { return s.PassMiss + s.PassNotIP + s.PassNoSocket }
+func (s Stats) Passed() uint64 { return s.PassMiss + s.PassNotIP + s.PassNoSocket + s.PassLocal }
 
 // Stats reads the counters.
 func (p *Program) Stats() (Stats, error) {
@@ -454,6 +477,9 @@ func (p *Program) Stats() (Stats, error) {
 		PassMiss:     c[ctrPassMiss],
 		PassNotIP:    c[ctrPassNotIP],
 		PassNoSocket: c[ctrPassNoSocket],
+
+		RedirectedReturn: c[ctrRedirectedReturn],
+		PassLocal:        c[ctrPassLocal],
 	}, nil
 }
 
@@ -463,7 +489,7 @@ func (p *Program) Counters() (redirected, passed uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return s.Redirected, s.Passed(), nil
+	return s.Redirected + s.RedirectedReturn, s.Passed(), nil
 }
 
 // sumPerCPU reads slots 0..len(out)-1 of a per-CPU array of uint64 and sums
@@ -493,7 +519,7 @@ func (p *Program) Close() error {
 	if p.prog != nil {
 		errs = append(errs, p.prog.Close())
 	}
-	for _, m := range []*ebpf.Map{p.vips, p.xsks, p.counters} {
+	for _, m := range []*ebpf.Map{p.vips, p.xsks, p.counters, p.ret, p.local} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
