@@ -34,6 +34,9 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 		return err
 	}
+	for _, w := range next.Warnings {
+		d.log.Warn().Str("config", path).Msg(w.Error())
+	}
 	return d.do(ctx, func() error { return d.reload(next) })
 }
 

@@ -96,6 +96,9 @@ func check(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s: ok (%d target sets)\n", path, len(spec.TargetSets))
+	for _, w := range spec.Warnings {
+		fmt.Fprintln(out, w)
+	}
 	return nil
 }
 
@@ -129,6 +132,9 @@ func run(args []string) error {
 	}
 	log := newLogger(spec.Log)
 	log.Info().Str("config", path).Int("target_sets", len(spec.TargetSets)).Msg("starting")
+	for _, w := range spec.Warnings {
+		log.Warn().Str("config", path).Msg(w.Error())
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -181,7 +187,8 @@ func dataplaneConfig(dp *config.Dataplane) fastpath.Config {
 	sock := map[string]xsk.Mode{config.ZeroCopyAuto: xsk.ModeAuto, config.ZeroCopyOn: xsk.ModeZeroCopy, config.ZeroCopyOff: xsk.ModeCopy}[dp.ZeroCopy]
 	return fastpath.Config{
 		Interfaces: dp.Interfaces, Queues: dp.Queues, CPUs: dp.CPUs, XDPMode: mode,
-		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize, MaxAssociations: dp.MaxAssociations,
+		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize,
+		MaxAssociations: dp.MaxAssociations, MaxPersistenceRecords: dp.MaxPersistenceRecords,
 		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
 		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
 		IdleSpin: dp.IdleSpin, PreferBusyPoll: dp.PreferBusyPoll, HugePages: hugePages(dp.HugePages),

@@ -18,9 +18,11 @@ func decodeSpec(r *reporter, doc map[string]any) *Spec {
 		Log:       decodeLog(root.sub("log")),
 		API:       decodeAPI(root.sub("api")),
 	}
-	for _, t := range root.tables("target_set") {
+	setTables := root.tables("target_set")
+	for _, t := range setTables {
 		s.TargetSets = append(s.TargetSets, decodeTargetSet(t))
 	}
+	decodePersistence(root, s, setTables) // persist.go
 	return s
 }
 
@@ -46,6 +48,7 @@ func decodeDataplane(t table) Dataplane {
 	if cpus, _ := t.ints("cpus"); len(cpus) > 0 {
 		d.CPUs = cpus
 	}
+	d.MaxPersistenceRecords = t.integer("max_persistence_records", d.MaxAssociations/4)
 	if d.Frames == 0 {
 		// Fill and RX rings, TX and completion rings: two rings' worth each.
 		d.Frames = 2 * d.RingSize * 2
@@ -206,6 +209,7 @@ func decodeServer(t table) Server {
 	s := Server{Weight: t.integer("weight", defaultWeight)}
 	s.Address, _ = t.addr("address")
 	s.Name = t.str("name", "")
+	s.OwnedPorts = decodeOwnedPorts(t) // persist.go
 	if _, named := t.m["name"]; !named {
 		if s.Address.IsValid() {
 			s.Name = s.Address.String()

@@ -12,7 +12,10 @@ type Error struct {
 	Column int // 1-based byte offset in the line
 	Msg    string
 	Hint   string // how to fix it; may be empty
-	Err    error  // underlying error, if any (such as the one from reading the file)
+	// Warning marks a problem that does not make the configuration
+	// invalid (Spec.Warnings).
+	Warning bool
+	Err     error // underlying error, if any (such as the one from reading the file)
 }
 
 // Error formats e as "file:line:column: msg (hint: hint)". The position is
@@ -31,6 +34,9 @@ func (e *Error) Error() string {
 	}
 	if b.Len() > 0 {
 		b.WriteByte(' ')
+	}
+	if e.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(e.Msg)
 	if e.Hint != "" {

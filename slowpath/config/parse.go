@@ -43,6 +43,7 @@ func Parse(name string, data []byte) (*Spec, error) {
 	s := decodeSpec(r, doc)
 	s.Path = name
 	s.validate(r)
+	s.Warnings = r.warnings()
 	if err := r.result(); err != nil {
 		return nil, err
 	}

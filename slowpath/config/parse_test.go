@@ -22,14 +22,16 @@ func defaultDataplane() config.Dataplane {
 		BusyPoll:        true,
 		BatchSize:       64,
 		MaxAssociations: 1 << 20,
-		RingSize:        2048,
-		FrameSize:       4096,
-		Frames:          8192,
-		NeedWakeup:      true,
-		ZeroCopy:        config.ZeroCopyAuto,
-		IdleSpin:        50 * time.Microsecond,
-		PreferBusyPoll:  true,
-		HugePages:       config.HugePagesAuto,
+		// A quarter of max_associations by default.
+		MaxPersistenceRecords: 1 << 18,
+		RingSize:              2048,
+		FrameSize:             4096,
+		Frames:                8192,
+		NeedWakeup:            true,
+		ZeroCopy:              config.ZeroCopyAuto,
+		IdleSpin:              50 * time.Microsecond,
+		PreferBusyPoll:        true,
+		HugePages:             config.HugePagesAuto,
 	}
 }
 
@@ -101,6 +103,7 @@ xdp_mode = "native"
 busy_poll = false
 batch_size = 32
 max_associations = 4096
+max_persistence_records = 2000
 ring_size = 1024
 frame_size = 2048
 frames = 2048
@@ -136,21 +139,22 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 `,
 		want: func(s *config.Spec) {
 			s.Dataplane = config.Dataplane{
-				Interfaces:      []string{"eth1", "eth2"},
-				Queues:          []int{0, 1},
-				CPUs:            []int{2, 3, 4, 5},
-				XDPMode:         config.XDPNative,
-				BusyPoll:        false,
-				BatchSize:       32,
-				MaxAssociations: 4096,
-				RingSize:        1024,
-				FrameSize:       2048,
-				Frames:          2048,
-				NeedWakeup:      false,
-				ZeroCopy:        config.ZeroCopyOn,
-				IdleSpin:        200 * time.Microsecond,
-				PreferBusyPoll:  false,
-				HugePages:       config.HugePagesOn,
+				Interfaces:            []string{"eth1", "eth2"},
+				Queues:                []int{0, 1},
+				CPUs:                  []int{2, 3, 4, 5},
+				XDPMode:               config.XDPNative,
+				BusyPoll:              false,
+				BatchSize:             32,
+				MaxAssociations:       4096,
+				MaxPersistenceRecords: 2000,
+				RingSize:              1024,
+				FrameSize:             2048,
+				Frames:                2048,
+				NeedWakeup:            false,
+				ZeroCopy:              config.ZeroCopyOn,
+				IdleSpin:              200 * time.Microsecond,
+				PreferBusyPoll:        false,
+				HugePages:             config.HugePagesOn,
 			}
 			s.Log = config.Log{Level: "debug", Format: "json"}
 			s.API = config.API{Listen: "0.0.0.0:9000", Token: "secret", PProf: true}

@@ -16,6 +16,7 @@ type reporter struct {
 	file   string
 	idx    *index // nil: errors carry no position (Spec.Validate)
 	errs   Errors
+	warns  Errors          // Warning set: reported, but the configuration stands
 	done   map[string]bool // paths that have an error or must not get one
 	broken map[string]bool // paths whose value had the wrong type
 }
@@ -45,6 +46,11 @@ func (r *reporter) report(path string, atKey bool, hint, msg string) {
 		return
 	}
 	r.done[path] = true
+	r.errs = append(r.errs, r.place(path, atKey, hint, msg))
+}
+
+// place makes the Error msg about path, with its position when known.
+func (r *reporter) place(path string, atKey bool, hint, msg string) *Error {
 	e := &Error{File: r.file, Msg: msg, Hint: hint}
 	if path != "" {
 		e.Msg = path + ": " + msg
@@ -53,7 +59,19 @@ func (r *reporter) report(path string, atKey bool, hint, msg string) {
 		p := r.idx.find(path, atKey)
 		e.Line, e.Column = p.line, p.col
 	}
-	r.errs = append(r.errs, e)
+	return e
+}
+
+// warnf records a warning about the value at path: something that works as
+// written but probably not as meant. Warnings never make a configuration
+// invalid, and a path with an error gets none.
+func (r *reporter) warnf(path, hint, format string, args ...any) {
+	if r.muted(path) {
+		return
+	}
+	e := r.place(path, false, hint, fmt.Sprintf(format, args...))
+	e.Warning = true
+	r.warns = append(r.warns, e)
 }
 
 // wrongType reports that the value at path is not of the wanted kind and
@@ -95,14 +113,24 @@ func (r *reporter) result() error {
 	if len(r.errs) == 0 {
 		return nil
 	}
-	sort.SliceStable(r.errs, func(i, j int) bool {
-		a, b := r.errs[i], r.errs[j]
+	sortByPosition(r.errs)
+	return r.errs
+}
+
+// warnings returns the warnings sorted by position, or nil.
+func (r *reporter) warnings() Errors {
+	sortByPosition(r.warns)
+	return r.warns
+}
+
+func sortByPosition(errs Errors) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
 		return a.Column < b.Column
 	})
-	return r.errs
 }
 
 // describe names a decoded TOML value for a type error.

@@ -37,10 +37,10 @@ type schema struct {
 }
 
 var (
-	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set"}}
+	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set", "persistence_group"}}
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
-		"max_associations", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
+		"max_associations", "max_persistence_records", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
 		"idle_spin", "prefer_busy_poll", "huge_pages",
 	}}
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
@@ -48,8 +48,9 @@ var (
 	targetSetSchema = &schema{"[[target_set]]", []string{
 		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
 		"delete_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
+		"persistence", "persistence_timeout", "persistence_ipv4_prefix", "persistence_ipv6_prefix",
 	}}
-	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name"}}
+	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name", "owned_ports"}}
 	healthSchema = &schema{"[target_set.health]", []string{
 		"type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall",
 	}}
@@ -58,7 +59,7 @@ var (
 
 	schemas = []*schema{
 		rootSchema, dataplaneSchema, logSchema, apiSchema, targetSetSchema, serverSchema,
-		healthSchema, peerGroupSchema, balanceSchema,
+		healthSchema, peerGroupSchema, balanceSchema, persistenceGroupSchema,
 	}
 )
 

@@ -16,6 +16,13 @@ type Spec struct {
 	Log        Log
 	API        API
 	TargetSets []TargetSet // in file order
+	// PersistenceGroups are the [[persistence_group]] tables (persist.go),
+	// in file order.
+	PersistenceGroups []PersistenceGroup
+	// Warnings are problems that do not stop the configuration from
+	// working as written but probably defeat its purpose; Parse and
+	// Validate fill it, ipfront check prints it, the daemon logs it.
+	Warnings Errors
 	// Path is the file name the Spec was read from, as given to Load or
 	// Parse; it prefixes error messages.
 	Path string
@@ -31,11 +38,14 @@ type Dataplane struct {
 	BusyPoll        bool     // false: idle workers poll(2) or sleep
 	BatchSize       int      // packets per batch, 1..1024 and <= RingSize
 	MaxAssociations int      // flow table capacity for the whole daemon, >= 1024
-	RingSize        int      // entries in each RX/TX/fill/completion ring; power of two 64..16384
-	FrameSize       int      // UMEM frame size: 2048 or 4096
-	Frames          int      // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
-	NeedWakeup      bool     // use XDP_USE_NEED_WAKEUP on the sockets
-	ZeroCopy        string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
+	// MaxPersistenceRecords bounds the persistence records (persist.go)
+	// of the whole daemon; max_associations / 4 by default.
+	MaxPersistenceRecords int
+	RingSize              int    // entries in each RX/TX/fill/completion ring; power of two 64..16384
+	FrameSize             int    // UMEM frame size: 2048 or 4096
+	Frames                int    // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
+	NeedWakeup            bool   // use XDP_USE_NEED_WAKEUP on the sockets
+	ZeroCopy              string // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
 	// IdleSpin is how long a worker with BusyPoll false keeps polling
 	// after its last packet before it sleeps: 0..1s.
 	IdleSpin time.Duration
@@ -165,6 +175,10 @@ type TargetSet struct {
 	// PeerGroups is non-empty exactly when Method is MethodPeerAware.
 	PeerGroups []PeerGroup
 	Balance    Balance
+	// Persistence keeps each client on one server across all its flows
+	// (persist.go); nil without persistence = "client" and outside every
+	// [[persistence_group]].
+	Persistence *Persistence
 }
 
 // Values of TargetSet.Method: how a new association picks its server.
@@ -263,4 +277,7 @@ type Server struct {
 	Name    string     // label; the address when not set
 	Address netip.Addr // same IP version as the VIP
 	Weight  int        // 0..1000; 0 drains the server (no new associations)
+	// OwnedPorts are destination port ranges of the set that go to this
+	// server for every client (persist.go); nil when none.
+	OwnedPorts []PortRange
 }

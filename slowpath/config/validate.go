@@ -16,6 +16,7 @@ import (
 func (s *Spec) Validate() error {
 	r := newReporter(s.Path, nil)
 	s.validate(r)
+	s.Warnings = r.warnings()
 	return r.result()
 }
 
@@ -24,6 +25,7 @@ func (s *Spec) validate(r *reporter) {
 	s.Log.validate(r)
 	s.API.validate(r)
 	validateTargetSets(r, s.TargetSets)
+	validatePersistence(r, s) // persist.go
 }
 
 func (d *Dataplane) validate(r *reporter) {
