@@ -46,6 +46,7 @@ type Identity struct {
 	loads   map[string]*fastpath.LoadCell // least-load snapshots, kept across generations
 	lastGen uint32                        // last server generation handed out
 	wrapped bool                          // lastGen went past maxGen at least once
+	persist persistIdentity               // persistence group and server address ids (build_persist.go)
 }
 
 type slotState struct {
@@ -79,6 +80,7 @@ func (id *Identity) clone() *Identity {
 	c.retired = maps.Clone(id.retired)
 	c.slots = maps.Clone(id.slots)
 	c.loads = maps.Clone(id.loads)
+	c.persist = id.persist.clone()
 	return &c
 }
 
@@ -99,6 +101,9 @@ type Inputs struct {
 	Policy     PolicyFunc // run-time adjustments; nil for none
 	Generation uint64
 	Now        time.Time // when the tables are published: starts the quarantine of removed sets' ids
+	// NAT resolves where NAT sets' frames leave (route.go); nil leaves
+	// their servers unresolved and their replies unroutable.
+	NAT NATResolver
 }
 
 // Build turns a validated spec into one generation of fast-path tables and
@@ -113,6 +118,9 @@ func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, *Ident
 	if err := next.assignSetIDs(spec, in.Now); err != nil {
 		return nil, nil, err
 	}
+	if err := next.persist.assign(spec, in.Now); err != nil {
+		return nil, nil, err
+	}
 	sets := make([]*fastpath.TargetSet, 0, len(spec.TargetSets))
 	for i := range spec.TargetSets {
 		cs := &spec.TargetSets[i]
@@ -125,6 +133,9 @@ func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, *Ident
 	t, err := fastpath.NewTables(in.Generation, sets)
 	if err != nil {
 		return nil, nil, err
+	}
+	if in.NAT != nil && hasNAT(spec) {
+		t.Routes = in.NAT.Routes()
 	}
 	return t, next, nil
 }
@@ -248,6 +259,7 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		}
 		ts.Load = id.loads[cs.Name]
 	}
+	ts.Forwarding = forwardings[cs.Forwarding]
 	buildHelper(ts, cs) // helper_build.go; after ts.Forwarding
 	st := id.slots[cs.Name]
 	slotOf, err := id.place(&st, cs.Servers)
@@ -267,11 +279,16 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		if in.Policy != nil {
 			s.Weight, s.Reselect = in.Policy(cs, srv)
 		}
-		for ifc := 0; ifc < in.Interfaces; ifc++ {
-			s.MAC[ifc], s.HasMAC[ifc] = in.MACs(ifc, srv.Address)
+		if ts.Forwarding == fastpath.FwdNAT {
+			resolveNATServer(s, in) // route.go
+		} else {
+			for ifc := 0; ifc < in.Interfaces; ifc++ {
+				s.MAC[ifc], s.HasMAC[ifc] = in.MACs(ifc, srv.Address)
+			}
 		}
 		backends[slot] = maglev.Backend{Key: srv.Address.String(), Weight: s.Weight}
 	}
+	id.persist.buildPersist(ts, cs, slotOf) // build_persist.go
 	table, err := maglev.New(backends, cs.TableSize)
 	if err != nil {
 		return nil, err
