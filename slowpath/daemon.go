@@ -91,6 +91,9 @@ func NewDaemon(spec *config.Spec, log zerolog.Logger, o DaemonOptions) *Daemon {
 	if o.Neighbors == nil {
 		o.Neighbors = NewNeighbors()
 	}
+	if o.NAT == nil {
+		o.NAT = NewNATRoutes()
+	}
 	d := &Daemon{log: log, opts: o, reqs: make(chan request), healthQ: newHealthQueue()}
 	d.st.Store(&state{spec: spec, id: NewIdentity(), drained: map[serverRef]bool{}, down: map[serverRef]bool{},
 		bias: map[serverRef]float64{}})
@@ -133,6 +136,7 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			d.log.Warn().Err(err).Msg("data plane teardown")
 		}
 	}()
+	defer d.opts.NAT.Close() // route.go's neighbour watch
 	if hp, ok := dp.(HelperPlane); ok {
 		defer d.startHelpers(ctx, hp)() // stopped before the data plane closes
 	}
@@ -213,7 +217,12 @@ func (d *Daemon) refreshNeighbors() bool {
 	for i, ifc := range ifs {
 		idx[i], names[i] = ifc.Index, ifc.Name
 	}
-	changed, missing := d.opts.Neighbors.Refresh(idx, names, serverAddrs(d.cur().spec))
+	dsr, nat := splitServers(d.cur().spec) // route.go: NAT servers are reached by routes
+	changed, missing := d.opts.Neighbors.Refresh(idx, names, dsr)
+	if len(nat) > 0 {
+		c, m := d.opts.NAT.Refresh(idx, names, nat)
+		changed, missing = changed || c, missing+m
+	}
 	d.missing = missing
 	return changed
 }
@@ -229,7 +238,7 @@ func (d *Daemon) apply(next *state) error {
 		return d.opts.Neighbors.Lookup(ifs[iface].Index, addr)
 	}
 	t, id, err := Build(next.spec, next.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: next.policy,
-		Generation: d.cur().gen + 1, Now: d.opts.Clock.Now()})
+		Generation: d.cur().gen + 1, Now: d.opts.Clock.Now(), NAT: d.opts.NAT})
 	if err != nil {
 		return fmt.Errorf("build tables: %w", err)
 	}

@@ -87,6 +87,10 @@ type DaemonOptions struct {
 	// Neighbors resolves server MACs; nil means the kernel's neighbour
 	// table (NewNeighbors).
 	Neighbors NeighborTable
+	// NAT resolves where NAT sets' frames leave; nil means the kernel's
+	// routes and neighbours (NewNATRoutes). Asked only while a NAT set is
+	// configured.
+	NAT NATResolver
 	// Probe replaces the health checks' network probes; nil probes the
 	// servers.
 	Probe func(ctx context.Context, t health.Target) (ok bool, reason string)
