@@ -98,7 +98,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	a.rates = newSampler(interval)
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane},
+	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane}, persistCollector{a.plane},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -109,6 +109,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	mux.HandleFunc("GET /v1/associations", a.associations)
 	mux.HandleFunc("GET /v1/alarms", a.alarms)
 	mux.HandleFunc("GET /v1/expectations", a.expectations) // api_helper.go
+	mux.HandleFunc("GET /v1/persistence", a.persistence)   // api_persist.go
 	mux.HandleFunc("POST /v1/reload", a.reload)
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/drain", a.drain(true))
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))

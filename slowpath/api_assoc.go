@@ -191,8 +191,8 @@ func listAssociations(workers []PlaneWorker, t *fastpath.Tables, q assocQuery, n
 		need := want - len(page)
 		h := make(pageHeap, 0, min(need, 1024))
 		workers[shard].Assoc.Range(func(k assoc.Key, v assoc.Value) bool {
-			if q.set >= 0 && int(k.Set) != q.set || q.hasClient && k.Addr != client {
-				return true
+			if k.Kind != assoc.KindFlow || q.set >= 0 && int(k.Set) != q.set || q.hasClient && k.Addr != client {
+				return true // persistence records, expectations and tag indexes are listed elsewhere
 			}
 			if q.server != "" {
 				s := serverOf(t, &k, v)

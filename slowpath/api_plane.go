@@ -120,8 +120,10 @@ func countAssociations(workers []PlaneWorker, t *fastpath.Tables) *assocCounts {
 	for _, w := range workers {
 		w.Assoc.Range(func(k assoc.Key, v assoc.Value) bool {
 			ts := t.Set(k.Set)
-			if ts == nil {
-				return true // set removed: expires at its next sweep
+			if ts == nil || k.Kind != assoc.KindFlow {
+				// Set removed: expires at its next sweep. Other kinds are
+				// no flows (a persistence record's Set is a group).
+				return true
 			}
 			c.bySet[k.Set]++
 			slot := int(v.Server) & (fastpath.MaxServers - 1)

@@ -37,6 +37,9 @@ func (d *Daemon) Servers() []ServerState {
 			w, _ := st.policy(ts, s)
 			ss := ServerState{Set: ts.Name, Name: s.Name, Address: s.Address, Weight: s.Weight, EffectiveWeight: w,
 				Drained: st.drained[ref], Healthy: !st.down[ref], Resolved: p != nil}
+			for _, r := range s.OwnedPorts {
+				ss.OwnedPorts = append(ss.OwnedPorts, r.String())
+			}
 			if p != nil {
 				for _, ifc := range p.Interfaces() {
 					if _, ok := d.opts.Neighbors.Lookup(ifc.Index, s.Address); !ok {

@@ -51,8 +51,12 @@ func NewBackend(spec *config.Spec) *Backend {
 	b := &Backend{ready: true, gen: 1, spec: spec}
 	for _, ts := range spec.TargetSets {
 		for _, s := range ts.Servers {
-			b.servers = append(b.servers, slowpath.ServerState{Set: ts.Name, Name: s.Name, Address: s.Address,
-				Weight: s.Weight, EffectiveWeight: uint32(s.Weight), Healthy: true, Resolved: true})
+			st := slowpath.ServerState{Set: ts.Name, Name: s.Name, Address: s.Address,
+				Weight: s.Weight, EffectiveWeight: uint32(s.Weight), Healthy: true, Resolved: true}
+			for _, r := range s.OwnedPorts {
+				st.OwnedPorts = append(st.OwnedPorts, r.String())
+			}
+			b.servers = append(b.servers, st)
 		}
 	}
 	return b

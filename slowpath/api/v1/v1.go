@@ -156,6 +156,9 @@ type Server struct {
 	Drained         bool       `json:"drained"`
 	Healthy         bool       `json:"healthy"`
 	Resolved        bool       `json:"resolved"` // MAC known on every interface
+	// OwnedPorts are the set's destination ports that go to this server
+	// for every client ("33001-33010"); absent when none.
+	OwnedPorts []string `json:"owned_ports,omitempty"`
 }
 
 // ServerStats is a server's state with its traffic. The fields of Server

@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.json from the types"
 func samples() map[string]any {
 	raised := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	server := v1.Server{Set: "web", Name: "web-b", Address: netip.MustParseAddr("198.51.100.12"), Weight: 3,
-		EffectiveWeight: 2, Drained: true, Healthy: true, Resolved: true}
+		EffectiveWeight: 2, Drained: true, Healthy: true, Resolved: true, OwnedPorts: []string{"33001-33010", "33020"}}
 	return map[string]any{
 		"status": v1.Status{Ready: true, Generation: 7,
 			Interfaces: []v1.Interface{{Name: "eth1", Index: 3, XDPMode: "native", Queues: []int{0, 1}}},
@@ -57,6 +57,10 @@ func samples() map[string]any {
 				ControlOverflow: 13},
 			Expectations: []v1.Expectation{{Worker: "eth1/0", Set: "ftp", Mode: "passive", Client: netip.MustParseAddr("203.0.113.7"),
 				Port: 30000, Server: "ftp-a", Address: "198.51.100.11", Age: 5, ExpiresIn: 55}}},
+		"persistence": v1.Persistence{
+			Counters: v1.PersistenceCounters{Made: 10, Found: 40, Full: 1, Expired: 7, OwnedPort: 12},
+			Records: []v1.PersistenceRecord{{Group: "transfers", Sets: []string{"cd-tcp", "cd-udp"}, Client: "203.0.113.0/24",
+				Server: "cd-a", Address: "198.51.100.11", Age: 3, ExpiresIn: 597, Workers: 2, Flows: 5}}},
 		"error": v1.Error{Error: "invalid configuration, nothing changed",
 			Errors: []string{"/etc/ipfront/ipfront.toml:3:1: unknown key batch_sise (hint: did you mean \"batch_size\"?)"}},
 	}

@@ -40,6 +40,9 @@ commands:
                          associations, one page at a time
   alarms                 balance alarms, active first
   expectations [SET]     FTP helper: data connections expected, counters
+  persistence [--set S] [--client ADDR]
+                         clients kept on one server (persistence records),
+                         counters of persistence and owned ports
   reload                 re-read the configuration file; fails with every
                          problem listed if the daemon refuses it
   drain SET SERVER       no new associations for SERVER (name or address);
@@ -85,6 +88,10 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	sub := o.flagSet("ctl "+cmd, cmd == "assoc")
+	if cmd == "persistence" {
+		sub.StringVar(&o.set, "set", "", "only this target set's persistence group")
+		sub.StringVar(&o.client, "client", "", "only the record of this client address")
+	}
 	pos, err := parseInterleaved(sub, fs.Args()[1:])
 	if err != nil {
 		return helpIsNoError(err)
@@ -94,7 +101,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	nargs := map[string][2]int{"status": {0, 0}, "counters": {0, 0}, "sets": {0, 0}, "servers": {0, 1},
 		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2},
-		"expectations": {0, 1}}
+		"expectations": {0, 1}, "persistence": {0, 0}}
 	n, ok := nargs[cmd]
 	if !ok {
 		fmt.Fprint(stderr, ctlUsage)
@@ -145,6 +152,14 @@ func Run(args []string, stdout, stderr io.Writer) error {
 			q.Set("set", pos[0])
 		}
 		return show(o, c.call(ctx, http.MethodGet, "/v1/expectations", q), new(v1.Expectations), printExpectations)
+	case "persistence":
+		q := url.Values{}
+		for k, v := range map[string]string{"set": o.set, "client": o.client} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		return show(o, c.call(ctx, http.MethodGet, "/v1/persistence", q), new(v1.Persistence), printPersistence)
 	case "reload":
 		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(v1.ReloadResult), printReload)
 	default: // drain, enable

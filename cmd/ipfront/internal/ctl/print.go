@@ -178,6 +178,7 @@ func printServers(w io.Writer, r *v1.Servers) {
 			rate(s.PPS), rate(s.BPS), num(s.Packets), num(s.Bytes), pct(s.Share))
 	}
 	tw.Flush()
+	printOwnedPorts(w, r) // print_persist.go
 }
 
 func printAssociations(w io.Writer, r *v1.Associations) {
