@@ -422,7 +422,7 @@ func (r *Routes) route(dst *[16]byte) *routeEntry {
 
 // Lookup returns the next hop towards dst (IPv6 or IPv4-mapped). routed is
 // false without a route; ok is false with a route whose next hop's MAC is
-// not known.
+// not known, and h.Iface is then the route's interface.
 func (r *Routes) Lookup(dst *[16]byte) (h Hop, routed, ok bool) {
 	e := r.route(dst)
 	if e == nil {
@@ -431,7 +431,9 @@ func (r *Routes) Lookup(dst *[16]byte) (h Hop, routed, ok bool) {
 	if !e.OnLink {
 		return Hop{Iface: e.Iface, MAC: e.MAC}, true, e.HasMAC
 	}
-	h, ok = r.hosts[*dst]
+	if h, ok = r.hosts[*dst]; !ok {
+		h.Iface = e.Iface
+	}
 	return h, true, ok
 }
 
@@ -459,6 +461,10 @@ func (c *RouteCell) Load() *Routes {
 type natState struct {
 	peers []*assoc.Shard
 	macs  [MaxInterfaces][6]byte
+	// learned holds the clients this engine received frames from;
+	// learners are the other engines' (learn.go).
+	learned  learnTable
+	learners []*learnTable
 	// cross[i] is set when frame i of the batch last processed leaves by
 	// interface egress[i], not by the engine's; the worker reads and clears
 	// it (takeEgress).
@@ -497,6 +503,20 @@ func (e *Engine) SetPeers(shards []*assoc.Shard) {
 			e.nat.peers = append(e.nat.peers, s)
 		}
 	}
+}
+
+// setNATPeers gives the engine the other workers' shards and learned
+// clients. Call before the workers start.
+func (e *Engine) setNATPeers(engines []*Engine) {
+	shards := make([]*assoc.Shard, len(engines))
+	e.nat.learners = e.nat.learners[:0]
+	for i, o := range engines {
+		shards[i] = o.shard
+		if o != e {
+			e.nat.learners = append(e.nat.learners, &o.nat.learned)
+		}
+	}
+	e.SetPeers(shards)
 }
 
 // takeEgress returns, and clears, where frame i of the batch last processed
@@ -546,6 +566,9 @@ func (e *Engine) forwardNAT(frame []byte, ts *TargetSet, slot uint8, i int) Acti
 			if idx, found := e.find(i); found {
 				delta = e.shard.Aux(idx)
 			}
+		}
+		if !e.noPunt {
+			e.learnClient(frame, f)
 		}
 		natAddr(frame, f, true, &to)
 		if delta != 0 {
@@ -748,6 +771,11 @@ func (e *Engine) clientHop(dst *[16]byte) (Hop, bool) {
 		e.local.Drops[DropNATNoRoute]++
 		return Hop{}, false
 	case !n.lastOK:
+		// Not known to the kernel yet: the hop the client's own frames
+		// came from, if it came by the route's interface (learn.go).
+		if h, ok := e.learnedHop(dst, n.lastHop.Iface); ok {
+			return h, true
+		}
 		e.local.Drops[DropNeighborUnresolved]++
 		return Hop{}, false
 	}
@@ -803,6 +831,9 @@ func (e *Engine) natData(frame []byte, sets []*TargetSet, i int, now uint32) Act
 			natICMP(frame, f, true, &to)
 			e.local.ICMPForwarded++
 		} else {
+			if !e.noPunt {
+				e.learnClient(frame, f)
+			}
 			natAddr(frame, f, true, &to)
 		}
 		e.toward(frame, i, srv.Egress, srv.MAC[srv.Egress])

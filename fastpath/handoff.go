@@ -1,7 +1,6 @@
 package fastpath
 
 import (
-	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/ring"
 	"github.com/ipfront/ipfront/fastpath/xsk"
 )
@@ -57,13 +56,14 @@ type handoffLink struct {
 }
 
 // wireWorkers connects the workers for NAT: each engine reads every other
-// worker's shard (replies, expectations) and knows every interface's MAC;
+// worker's shard (replies, expectations) and learned clients (learn.go) and
+// knows every interface's MAC;
 // with more than one interface, each worker gets a ring to a worker of
 // every other interface. Call before the workers start.
 func wireWorkers(ifaces []Interface, workers []*Worker) {
-	shards := make([]*assoc.Shard, len(workers))
+	engines := make([]*Engine, len(workers))
 	for i, w := range workers {
-		shards[i] = w.engine.shard
+		engines[i] = w.engine
 	}
 	macs := make([][6]byte, len(ifaces))
 	for i := range ifaces {
@@ -71,7 +71,7 @@ func wireWorkers(ifaces []Interface, workers []*Worker) {
 	}
 	byIface := make([][]*Worker, len(ifaces))
 	for _, w := range workers {
-		w.engine.SetPeers(shards)
+		w.engine.setNATPeers(engines)
 		w.engine.SetInterfaces(macs)
 		byIface[w.engine.iface] = append(byIface[w.engine.iface], w)
 	}
