@@ -10,7 +10,6 @@ import (
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/packet"
 	"github.com/ipfront/ipfront/fastpath/porttest"
-	"github.com/ipfront/ipfront/fastpath/xsk"
 )
 
 // These tests run the real loop on the fake port with busy_poll = false. Most
@@ -230,21 +229,21 @@ func TestIdleWorkerSleeps(t *testing.T) {
 	}
 }
 
-// racingPort is a fake port whose next Receive runs push first, as a producer
-// that pushes just after the worker drained its rings and before it
-// announced that it sleeps: the producer sees the worker awake and wakes
-// nobody.
+// racingPort is a fake port whose next Recycle runs push first, as a producer
+// that pushes just after the worker drained its rings (housekeeping) and
+// before it announced that it sleeps (the idle path recycles first): the
+// producer sees the worker awake and wakes nobody.
 type racingPort struct {
 	*porttest.Port
 	push func()
 }
 
-func (p *racingPort) Receive(out []xsk.Desc) int {
+func (p *racingPort) Recycle() {
 	if p.push != nil {
 		p.push()
 		p.push = nil
 	}
-	return p.Port.Receive(out)
+	p.Port.Recycle()
 }
 
 // TestSleepRechecksRings: a message pushed after the worker drained its rings
