@@ -11,6 +11,9 @@
 #            accounting of where each spends its time (bench/out/overhead.txt)
 # AB_BASE (default 80b3afd) is the revision whose BenchmarkProcess the full and
 # smoke runs compare with the work tree's, interleaved (see ab_base below).
+# OVERHEAD_BASE (default 846b773, the code before issue 14's changes) is the
+# revision whose daemon the full run profiles next to today's and xskfwd's
+# (see daemon_base below).
 # Needs root. See bench/harness/main.go.
 set -euo pipefail
 mode=${1:-}
@@ -24,6 +27,7 @@ esac
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 AB_BASE=${AB_BASE:-80b3afd}
+OVERHEAD_BASE=${OVERHEAD_BASE:-846b773}
 mkdir -p bin/bench bench/out
 $GO build -o bin/ipfront ./cmd/ipfront
 $GO build -o bin/iplab ./cmd/iplab
@@ -73,6 +77,40 @@ ab_base() (
 	fi
 )
 
+# daemon_base builds bin/bench/ipfront_base, the daemon at OVERHEAD_BASE, from
+# a temporary git worktree removed whatever happens, for the overhead
+# accounting's before/after columns (bench/harness/overhead.go). Why it could
+# not is in bin/bench/ipfront_base.txt; the harness then profiles without it.
+daemon_base() (
+	info=bin/bench/ipfront_base.txt
+	log=bench/out/logs/daemon-base-build.log
+	rm -f bin/bench/ipfront_base "$info"
+	mkdir -p bench/out/logs
+	skip() {
+		printf 'skip=%s\n' "$1" >"$info"
+		echo "harness.sh: base daemon skipped: $1" >&2
+		exit 0
+	}
+	command -v git >/dev/null || skip "git is not installed"
+	git rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout: no base revision to build"
+	rev=$(git rev-parse --verify --quiet "${OVERHEAD_BASE}^{commit}") ||
+		skip "revision $OVERHEAD_BASE is not in this repository (a shallow clone?)"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/ipfront-base.XXXXXX") || skip "mktemp failed"
+	trap 'git worktree remove --force "$tmp/base" >/dev/null 2>&1 || true; rm -rf "$tmp"; git worktree prune >/dev/null 2>&1 || true' EXIT
+	trap 'exit 130' INT TERM
+	git worktree add --detach "$tmp/base" "$rev" >"$log" 2>&1 ||
+		skip "git worktree add $OVERHEAD_BASE failed: $(tail -n 1 "$log")"
+	root=$PWD
+	if (cd "$tmp/base" && $GO build -trimpath -o "$root/bin/bench/ipfront_base" ./cmd/ipfront) >>"$log" 2>&1; then
+		printf 'base=%s\nbase_subject=%s\n' "$rev" "$(git log -1 --format=%s "$rev" | cut -c1-120)" >"$info"
+	else
+		skip "go build ./cmd/ipfront at $OVERHEAD_BASE failed ($log)"
+	fi
+)
+
+if [ "$mode" = full ]; then
+	daemon_base
+fi
 if [ "$mode" = full ] || [ "$mode" = smoke ]; then
 	for pkg in fastpath fastpath/packet fastpath/maglev fastpath/xsk; do
 		$GO test -c -o "bin/bench/${pkg//\//_}.test" "./$pkg"

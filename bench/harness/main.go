@@ -76,6 +76,9 @@ type params struct {
 	alt    string
 	noProf bool
 	rate   float64
+	// altCfg and altDefer configure the -alt daemon's runs.
+	altCfg   []string
+	altDefer string
 }
 
 func paramsFor(mode string) (params, error) {
@@ -90,7 +93,7 @@ func paramsFor(mode string) (params, error) {
 		return params{mode: mode, dur: time.Second, srcCount: 256, sports: 256, warmPasses: 1,
 			sweepBatch: []int{16, 64}, sweepRing: []int{512, 2048}, sweepDur: time.Second,
 			tcpDur: time.Second, tcpCalConns: 100, pings: 300, assocSizes: []int{1 << 16, 1 << 20},
-			benchtime: "200x", rounds: 1, userDur: time.Second, profileDur: 1500 * time.Millisecond,
+			benchtime: "200x", rounds: 1, userDur: time.Second, profileDur: time.Second,
 			abCases: []string{"Established64K", "OneFlow"}, abRounds: 1, abBenchtime: "200x"}, nil
 	case "profile":
 		return params{mode: mode, dur: 10 * time.Second, srcCount: 4096, sports: 256, warmPasses: 1,
@@ -120,6 +123,8 @@ func main() {
 	alt := flag.String("alt", "", "overhead mode: a second ipfront binary, measured in every round after the first (an A/B of the daemon)")
 	noProf := flag.Bool("noprof", false, "overhead mode: rounds only, no profiled windows")
 	rate := flag.Float64("rate", 0, "overhead mode: offered load in pps (0: as fast as the generator goes)")
+	altCfg := flag.String("altcfg", "", "overhead mode: [dataplane] lines for the -alt daemon, separated by ';'")
+	altDefer := flag.String("altdefer", "", "overhead mode: \"napi_defer_hard_irqs gro_flush_timeout\" on the DUT while the -alt daemon runs")
 	flag.Parse()
 	p, err := paramsFor(*mode)
 	if err != nil {
@@ -129,7 +134,10 @@ func main() {
 	if *rounds > 0 {
 		p.rounds = *rounds
 	}
-	p.alt, p.noProf, p.rate = *alt, *noProf, *rate
+	p.alt, p.noProf, p.rate, p.altDefer = *alt, *noProf, *rate, *altDefer
+	if *altCfg != "" {
+		p.altCfg = strings.Split(*altCfg, ";")
+	}
 	switch *placeFlag {
 	case "dut":
 	case "rps":
@@ -371,7 +379,20 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 		if x := find(r.packets, "xskfwd-busy"); x != nil && p.mode == "full" {
 			l.rate = profLoadShare * x.DelivPPS()
 		}
-		r.overhead = e.profileOverhead(ctx, l, flows, "")
+		base := ""
+		info, err := readABInfo(filepath.Join(h.testBin, "ipfront_base.txt"))
+		switch {
+		case err != nil && p.mode == "smoke":
+			r.overheadBaseSkip = "the smoke run does not build it"
+		case err != nil:
+			r.overheadBaseSkip = fmt.Sprintf("%s: %v (bench/harness.sh builds it)", filepath.Join(h.testBin, "ipfront_base.txt"), err)
+		case info["skip"] != "":
+			r.overheadBaseSkip = info["skip"]
+		default:
+			base = filepath.Join(h.testBin, "ipfront_base")
+			r.overheadBase, r.overheadBaseSubject = info["base"], info["base_subject"]
+		}
+		r.overhead = e.profileOverhead(ctx, l, flows, nil, base)
 		errs := []error{writeProfText(filepath.Join(h.out, "overhead.txt"), r.overhead)}
 		for _, o := range r.overhead {
 			errs = append(errs, o.Err)
@@ -538,7 +559,7 @@ func (h *harness) tcpSteps(ctx context.Context, e *env) {
 		if _, err := e.t.placement(placeDUTCore); err != nil {
 			return err
 		}
-		r.latency = e.latencies(ctx, p.pings)
+		r.latency = e.latencies(ctx, p.pings, []place{placeDUTCore, placeRPS})
 		var errs []error
 		for _, l := range r.latency {
 			errs = append(errs, l.Err)

@@ -59,6 +59,7 @@ var profItems = []profItem{
 	{"u-idle-sweep", "user: association sweep while idle"},
 	{"u-adapter", "user: socket adapter (fastpath/xsk: Receive, Transmit, Recycle)"},
 	{"u-engine", "user: engine (parse, association lookup, select, rewrite)"},
+	{"u-sweep", "user: association sweep outside idle polling (ipfront-base: also while idle)"},
 	{"u-worker", "user: worker loop (fastpath.Worker: rings, counters, sweep)"},
 	{"u-fwd", "user: xskfwd loop (MAC rewrite)"},
 	{"u-runtime", "user: Go runtime outside the loop (GC, scheduler, timers)"},
@@ -217,12 +218,12 @@ func (e *env) profileWindow(ctx context.Context, key, peer string, pid int, l lo
 		return err
 	}
 	r.Deliv, r.Sent = c1-c0, g.sent
-	script, err := output("perf", "script", "-i", perfData, "-F", "comm,tid,cpu,ip,sym")
+	script, err := output("perf", "script", "-i", perfData, "-F", "comm,pid,tid,cpu,ip,sym")
 	if err != nil {
 		return err
 	}
 	r.CPUs = numCPU()
-	r.Samples, r.Leaves = classifyPerf(script, r.CPUs)
+	r.Samples, r.Leaves = classifyPerf(script, r.CPUs, pid)
 	return nil
 }
 
@@ -322,13 +323,15 @@ func xdpProgID(ns, dev string) (int, error) {
 // from the leaf outwards.
 type perfSample struct {
 	comm   string
+	pid    int
 	cpu    int
 	frames []string
+	dut    bool // the DUT process ran it
 }
 
-// classifyPerf reads "perf script -F comm,tid,cpu,ip,sym" output and counts
-// samples per item and CPU.
-func classifyPerf(script string, cpus int) (map[string][]int, map[string]int) {
+// classifyPerf reads "perf script -F comm,pid,tid,cpu,ip,sym" output and
+// counts samples per item and CPU; dutPid is the DUT process.
+func classifyPerf(script string, cpus, dutPid int) (map[string][]int, map[string]int) {
 	out := map[string][]int{}
 	leaves := map[string]int{}
 	for _, it := range profItems {
@@ -340,6 +343,7 @@ func classifyPerf(script string, cpus int) (map[string][]int, map[string]int) {
 	have := false
 	flush := func() {
 		if have && s.cpu >= 0 && s.cpu < cpus {
+			s.dut = s.pid == dutPid
 			it := classify(&s)
 			out[it][s.cpu]++
 			if len(s.frames) > 0 && it != "idle" {
@@ -356,7 +360,7 @@ func classifyPerf(script string, cpus int) (map[string][]int, map[string]int) {
 		}
 		if line[0] != ' ' && line[0] != '\t' {
 			flush()
-			// "comm tid [cpu]"; comm may contain spaces.
+			// "comm pid/tid [cpu]"; comm may contain spaces.
 			i := strings.LastIndexByte(line, '[')
 			j := strings.LastIndexByte(line, ']')
 			if i < 0 || j < i {
@@ -366,6 +370,8 @@ func classifyPerf(script string, cpus int) (map[string][]int, map[string]int) {
 			f := strings.Fields(line[:i])
 			if len(f) >= 2 {
 				s.comm = strings.Join(f[:len(f)-1], " ")
+				pid, _, _ := strings.Cut(f[len(f)-1], "/")
+				fmt.Sscan(pid, &s.pid)
 			}
 			have = true
 			continue
@@ -399,7 +405,7 @@ const modPath = "github.com/ipfront/ipfront/"
 // call chain (see profItems).
 func classify(s *perfSample) string {
 	comm := s.comm
-	dutProc := comm == "ipfront" || comm == "xskfwd"
+	dutProc := s.dut
 	switch {
 	case strings.HasPrefix(comm, "swapper"):
 		return "idle"
@@ -412,7 +418,16 @@ func classify(s *perfSample) string {
 		return "xskrcv"
 	case s.has("ip_rcv", "ip_forward", "nft_do_chain", "nf_hook_slow", "__netif_receive_skb_core", "ip_finish_output"):
 		return "kstack"
-	case strings.HasPrefix(comm, "napi/veth-lb") || s.has("veth_poll"):
+	case strings.HasPrefix(comm, "napi/veth-lb") || s.has("veth_poll") && s.has("napi_busy_loop", "__napi_busy_loop"):
+		// The DUT's receive NAPI: its thread, or run by a busy poll.
+		return "rxnapi"
+	case s.has("veth_poll") && s.cpu == dutCPU:
+		// Without threaded NAPI, the bridge port's NAPI (the egress) runs
+		// in softirq context on the core that transmitted: the DUT's.
+		return "egress"
+	case s.has("veth_poll"):
+		// The DUT's receive NAPI in softirq context where the bridge
+		// raised it (the generator's core).
 		return "rxnapi"
 	case !dutProc:
 		return "other"
@@ -435,11 +450,15 @@ func classify(s *perfSample) string {
 		}
 		return "u-idle"
 	}
+	if s.has(modPath + "fastpath/assoc.(*Shard).Sweep") {
+		return "u-sweep"
+	}
 	// Then the first frame, outwards from the leaf, that is not the
-	// runtime's names the item.
+	// runtime's (or the vDSO's) names the item.
 	for _, f := range s.frames {
 		switch {
-		case strings.HasPrefix(f, "runtime.") || strings.HasPrefix(f, "internal/") || strings.HasPrefix(f, "sync/atomic."):
+		case strings.HasPrefix(f, "runtime.") || strings.HasPrefix(f, "internal/") || strings.HasPrefix(f, "sync/atomic.") ||
+			strings.HasPrefix(f, "time.") || strings.HasPrefix(f, "__vdso_") || f == "[unknown]":
 			continue
 		case strings.HasPrefix(f, modPath+"fastpath/xsk."):
 			return "u-adapter"
@@ -447,7 +466,7 @@ func classify(s *perfSample) string {
 			return "u-worker"
 		case strings.HasPrefix(f, modPath+"fastpath"):
 			return "u-engine"
-		case strings.HasPrefix(f, "main.") && comm == "xskfwd":
+		case strings.HasPrefix(f, "main.(*forwarder)"):
 			return "u-fwd"
 		}
 		return "u-other"
@@ -472,14 +491,20 @@ func (s *perfSample) hasKernel() bool {
 }
 
 // isKernel guesses from a symbol name whether it is a kernel function: Go
-// symbols have a package path with a dot.
+// symbols have a package path with a dot; the vDSO's functions (clock
+// reads) run in user space.
 func isKernel(sym string) bool {
+	if strings.HasPrefix(sym, "__vdso_") || sym == "[unknown]" {
+		return false
+	}
 	return !strings.Contains(sym, ".") || strings.HasPrefix(sym, "bpf_prog_")
 }
 
 // profileOverhead runs the profiled windows of xskfwd and ipfront
-// (busy_poll=true, the same rings and batch) under load l.
-func (e *env) profileOverhead(ctx context.Context, l load, flows int, alt string) []profRun {
+// (busy_poll=true, the same rings and batch) under load l: the daemon at
+// the base revision first if base (its binary) is set, today's, then alt if
+// set (an experiment of the overhead mode).
+func (e *env) profileOverhead(ctx context.Context, l load, flows int, alt *ipfCfg, base string) []profRun {
 	var out []profRun
 	{
 		var r profRun
@@ -491,20 +516,30 @@ func (e *env) profileOverhead(ctx context.Context, l load, flows int, alt string
 		r.Err = err
 		out = append(out, r)
 	}
-	for _, bin := range []string{"", alt} {
-		if bin == "" && len(out) > 1 {
-			break
-		}
+	cfgs := []ipfCfg{defaultIPF(true, flows)}
+	keys := []string{"ipfront"}
+	if base != "" {
+		b := defaultIPF(true, flows)
+		b.binary = base
+		cfgs, keys = append([]ipfCfg{b}, cfgs...), append([]string{"ipfront-base"}, keys...)
+	}
+	if alt != nil {
+		cfgs, keys = append(cfgs, *alt), append(keys, "ipfront-alt")
+	}
+	for i, c := range cfgs {
 		var r profRun
-		c := defaultIPF(true, flows)
-		c.binary = bin
-		key := "ipfront"
-		if bin != "" {
-			key = "ipfront-alt"
-		}
+		key := keys[i]
 		ipf, err := e.startIPFront(ctx, key+"-prof", c)
 		if err == nil {
-			err = e.profileWindow(ctx, key, "ipfront DSR ("+c.String()+")", ipf.p.pid(), l, &r)
+			if c.napiDefer != "" {
+				var undo func()
+				if undo, err = e.t.setNAPIDefer(c.napiDefer); err == nil {
+					defer undo()
+				}
+			}
+			if err == nil {
+				err = e.profileWindow(ctx, key, "ipfront DSR ("+c.String()+")", ipf.p.pid(), l, &r)
+			}
 			err = errors.Join(err, ipf.p.stop(10*time.Second))
 		}
 		r.Err = err
@@ -608,15 +643,30 @@ func (h *harness) overhead(ctx context.Context) (err error) {
 	e := &env{t: t, bin: h.bin, out: h.out, logDir: h.logDir}
 	ack := p.ack()
 	ack.place, ack.rate = p.place, p.rate
+	var altCfg *ipfCfg
+	if p.alt != "" {
+		c := defaultIPF(true, p.flows())
+		c.binary, c.napiDefer = p.alt, p.altDefer
+		if p.alt == "same" {
+			c.binary = ""
+		}
+		for _, x := range p.altCfg {
+			if k, v, ok := strings.Cut(x, "="); ok && strings.TrimSpace(k) == "busy_poll" {
+				c.busyPoll = strings.TrimSpace(v) == "true"
+				continue
+			}
+			c.extra = append(c.extra, x)
+		}
+		altCfg = &c
+	}
 	var lines []string
 	for round := 1; round <= p.rounds; round++ {
 		x := e.xskfwd(ctx, noWarm(ack), true)
 		i := e.ipfrontRun(ctx, "ipfront-busy", ack, defaultIPF(true, p.flows()))
-		line := fmt.Sprintf("round %d: xskfwd %s/%s kpps (%v), ipfront %s/%s kpps (%v) %s", round, kpps(x.SentPPS()), kpps(x.DelivPPS()), x.Err,
+		line := fmt.Sprintf("round %d: xskfwd %s/%s kpps (%v) %s, ipfront %s/%s kpps (%v) %s", round, kpps(x.SentPPS()), kpps(x.DelivPPS()), x.Err, x.Note,
 			kpps(i.SentPPS()), kpps(i.DelivPPS()), i.Err, i.Note)
-		if p.alt != "" {
-			c := defaultIPF(true, p.flows())
-			c.binary = p.alt
+		if altCfg != nil {
+			c := *altCfg
 			a := e.ipfrontRun(ctx, "ipfront-alt", ack, c)
 			line += fmt.Sprintf("; alt %s/%s kpps (%v) %s", kpps(a.SentPPS()), kpps(a.DelivPPS()), a.Err, a.Note)
 		}
@@ -634,7 +684,7 @@ func (h *harness) overhead(ctx context.Context) (err error) {
 	}
 	l := ack
 	l.duration = p.profileDur
-	runs := e.profileOverhead(ctx, l, p.flows(), p.alt)
+	runs := e.profileOverhead(ctx, l, p.flows(), altCfg, "")
 	path := filepath.Join(h.out, "overhead.txt")
 	if err := writeProfText(path, runs); err != nil {
 		return err
@@ -714,33 +764,66 @@ func overheadSection(w *strings.Builder, r *results) {
 	fmt.Fprintf(w, "the window. The profiler and the statistics slow both alike; compare the columns, not these figures with the\n")
 	fmt.Fprintf(w, "tables above. Profiles and raw listings: bench/out/perf-*.data, bench/out/overhead.txt.\n\n")
 
+	last := ok[len(ok)-1]
+	var base *profRun
+	for i := range ok {
+		if ok[i].Key == "ipfront-base" {
+			base = &ok[i]
+		}
+	}
+	if base != nil {
+		fmt.Fprintf(w, "ipfront-base is the daemon at %s (\"%s\"), the code before issue 14's changes, profiled the same way in the\n",
+			shortRev(r.overheadBase), oneLine(r.overheadBaseSubject))
+		fmt.Fprintf(w, "same run: the last column is what changed.\n\n")
+	} else if r.overheadBaseSkip != "" {
+		fmt.Fprintf(w, "The daemon at the base revision was not profiled: %s.\n\n", oneLine(r.overheadBaseSkip))
+	}
+	diffs := func(p *profRun, get func(*profRun) float64, format string) {
+		fmt.Fprintf(w, " "+format+" |", get(p)-get(&x))
+		if base != nil {
+			fmt.Fprintf(w, " "+format+" |", get(p)-get(base))
+		}
+	}
 	fmt.Fprintf(w, "| core %d, CPU ns per delivered frame |", dutCPU)
 	for _, p := range ok {
 		fmt.Fprintf(w, " %s |", p.Key)
 	}
-	fmt.Fprintf(w, " %s - xskfwd |\n|---|", ok[len(ok)-1].Key)
+	fmt.Fprintf(w, " %s - xskfwd |", last.Key)
+	if base != nil {
+		fmt.Fprintf(w, " %s - ipfront-base |", last.Key)
+	}
+	fmt.Fprintf(w, "\n|---|")
 	for range ok {
 		fmt.Fprintf(w, "---:|")
 	}
-	fmt.Fprintf(w, "---:|\n")
-	last := ok[len(ok)-1]
+	fmt.Fprintf(w, "---:|")
+	if base != nil {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintln(w)
 	for _, it := range profItemsUsed(ok) {
 		fmt.Fprintf(w, "| %s |", it.label)
 		for _, p := range ok {
 			fmt.Fprintf(w, " %.0f |", p.nsPerPkt(it.key, dutCPU))
 		}
-		fmt.Fprintf(w, " %+.0f |\n", last.nsPerPkt(it.key, dutCPU)-x.nsPerPkt(it.key, dutCPU))
+		diffs(&last, func(p *profRun) float64 { return p.nsPerPkt(it.key, dutCPU) }, "%+.0f")
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "| **work per frame** (all but idle, idle polling and idle sweeping) |")
 	for _, p := range ok {
 		fmt.Fprintf(w, " **%.0f** |", p.workNs())
 	}
-	fmt.Fprintf(w, " **%+.0f** |\n", last.workNs()-x.workNs())
+	diffs(&last, (*profRun).workNs, "**%+.0f**")
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| delivered kpps in the window / share of core %d idle or polling |", dutCPU)
 	for _, p := range ok {
 		fmt.Fprintf(w, " %.0f / %.0f%% |", p.DelivPPS()/1e3, 100*p.idleShare())
 	}
-	fmt.Fprintf(w, " |\n")
+	fmt.Fprintf(w, " |")
+	if base != nil {
+		fmt.Fprintf(w, " |")
+	}
+	fmt.Fprintln(w)
 	for _, c := range []struct{ key, label string }{
 		{"proc sendto", "sendto (TX kicks) per 1000 frames"},
 		{"proc recvfrom", "recvfrom (fill-ring wake-ups, busy polls) per 1000 frames"},
@@ -752,7 +835,8 @@ func overheadSection(w *strings.Builder, r *results) {
 		for _, p := range ok {
 			fmt.Fprintf(w, " %.1f |", p.perThousand(c.key))
 		}
-		fmt.Fprintf(w, " %+.1f |\n", last.perThousand(c.key)-x.perThousand(c.key))
+		diffs(&last, func(p *profRun) float64 { return p.perThousand(c.key) }, "%+.1f")
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nBPF run time of the XDP programs on the path in the same windows (kernel statistics: mean run time, runs per\n")
 	fmt.Fprintf(w, "delivered frame; a frame the DUT's RX ring had no room for still ran the steering program):\n\n")

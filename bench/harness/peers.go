@@ -85,6 +85,13 @@ func (e *env) xskfwdWith(ctx context.Context, l load, key string, c ipfCfg) (r p
 	var raw struct {
 		TxDropped uint64 `json:"tx_dropped"`
 		KernelRx  uint64 `json:"kernel_rx_dropped"`
+		NoFrame   uint64 `json:"rx_dropped_no_frame"`
+		RingFull  uint64 `json:"rx_ring_full"`
+		FillEmpty uint64 `json:"rx_fill_ring_empty"`
+		TxKicks   uint64 `json:"tx_kicks"`
+		RxWakeups uint64 `json:"rx_wakeups"`
+		RxPackets uint64 `json:"rx_packets"`
+		TxPackets uint64 `json:"tx_packets"`
 	}
 	for _, line := range strings.Split(p.output(), "\n") {
 		if strings.HasPrefix(line, "{") {
@@ -92,6 +99,10 @@ func (e *env) xskfwdWith(ctx context.Context, l load, key string, c ipfCfg) (r p
 		}
 	}
 	r.Extra = map[string]float64{"tx_ring_full": float64(raw.TxDropped), "kernel_rx_dropped": float64(raw.KernelRx)}
+	if raw.KernelRx > 0 || raw.TxDropped > 0 {
+		r.Note = fmt.Sprintf("xskfwd drops over its run (warm-up included): no fill-ring frame %d, RX ring full %d, TX ring full %d; %d TX kicks and %d fill-ring wake-ups for %d frames",
+			raw.NoFrame, raw.RingFull, raw.TxDropped, raw.TxKicks, raw.RxWakeups, raw.TxPackets)
+	}
 	return r
 }
 
@@ -132,6 +143,11 @@ type ipfCfg struct {
 	maxAssoc int
 	pprof    bool
 	binary   string // the daemon to run; empty: <bin>/ipfront
+	// extra are more [dataplane] lines ("key = value"), for experiments.
+	extra []string
+	// napiDefer, if set, is "napi_defer_hard_irqs gro_flush_timeout" for
+	// the DUT's interface while ipfront runs (preferred busy polling).
+	napiDefer string
 }
 
 func defaultIPF(busy bool, flows int) ipfCfg {
@@ -160,6 +176,9 @@ func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
 	fmt.Fprintf(&b, "interfaces = [%q]\nqueues = %s\ncpus = [%s]\nxdp_mode = \"native\"\nbusy_poll = %v\n",
 		e.t.lb.ifname, queues, strings.Join(cpus, ", "), c.busyPoll)
 	fmt.Fprintf(&b, "batch_size = %d\nring_size = %d\nmax_associations = %d\nzero_copy = \"auto\"\n", c.batch, c.ring, c.maxAssoc)
+	for _, x := range c.extra {
+		fmt.Fprintf(&b, "%s\n", x)
+	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n[api]\nlisten = %q\npprof = %v\n", apiAddr, c.pprof)
 	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"bench\"\naddress = %q\nprotocols = [\"tcp\", \"udp\"]\nports = [\"*\"]\n", e.t.vip)
 	fmt.Fprintf(&b, "  [target_set.health]\n  type = \"none\"\n")
@@ -255,6 +274,14 @@ func (e *env) ipfrontRun(ctx context.Context, name string, l load, c ipfCfg) (r 
 		return r
 	}
 	defer ipf.p.stop(10 * time.Second)
+	if c.napiDefer != "" {
+		undo, err := e.t.setNAPIDefer(c.napiDefer)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		defer undo()
+	}
 	// The warm-up's associations are the established flows of the run;
 	// c0 is taken after it.
 	var c0 countersReply

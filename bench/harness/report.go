@@ -23,14 +23,17 @@ type results struct {
 	packets  []pktResult // established-flow traffic, every peer
 	user     []pktResult // the same, one core each (placeRPS)
 	overhead []profRun   // xskfwd and ipfront profiled under the same load
-	syn      []pktResult // ipfront, SYN-only new flows
-	scaling  []pktResult
-	sweep    []pktResult
-	tcp      []tcpResult
-	latency  []latency
-	assoc    []assocMem
-	gobench  []goBench
-	ab       *abProcess // nil when the step did not run
+	// overheadBase* describe the base daemon of the overhead profile (see
+	// bench/harness.sh daemon_base): its revision, or why it was not run.
+	overheadBase, overheadBaseSubject, overheadBaseSkip string
+	syn                                                 []pktResult // ipfront, SYN-only new flows
+	scaling                                             []pktResult
+	sweep                                               []pktResult
+	tcp                                                 []tcpResult
+	latency                                             []latency
+	assoc                                               []assocMem
+	gobench                                             []goBench
+	ab                                                  *abProcess // nil when the step did not run
 
 	failures []failure
 }
@@ -281,34 +284,56 @@ func (r *results) rawTargets(ipf, raw *pktResult, where string) []target {
 }
 
 // latencyTargets are issue 14's latency rows: ipfront's added round-trip
-// time at p50 and p99, busy polling and not, against Linux forwarding's.
+// time at p50 and p99, busy polling and not, against Linux forwarding's, in
+// each placement the latency step measured.
 func (r *results) latencyTargets() []target {
-	by := map[string]*latency{}
-	for i := range r.latency {
-		if l := &r.latency[i]; l.Err == nil && l.Skipped == "" && l.P50 > 0 {
-			by[l.Key] = l
-		}
-	}
 	var ts []target
-	direct, linux := by["direct"], by["linux"]
-	for _, k := range []struct{ key, name string }{{"ipfront-busy", "busy_poll=true"}, {"ipfront-nobusy", "busy_poll=false"}} {
-		ipf := by[k.key]
-		for _, q := range []struct {
-			name string
-			get  func(*latency) time.Duration
-		}{{"p50", func(l *latency) time.Duration { return l.P50 }}, {"p99", func(l *latency) time.Duration { return l.P99 }}} {
-			t := target{what: fmt.Sprintf("ipfront (%s) added UDP round-trip latency %s <= Linux forwarding's", k.name, q.name),
-				measured: "n/a", verdict: verdict(false, false)}
-			if ipf != nil && linux != nil && direct != nil {
-				a, b := q.get(ipf)-q.get(direct), q.get(linux)-q.get(direct)
-				t.measured = fmt.Sprintf("%.1f vs %.1f µs added (%.1f vs %.1f µs round trip; direct %.1f)", us(a), us(b),
-					us(q.get(ipf)), us(q.get(linux)), us(q.get(direct)))
-				t.verdict = verdict(a <= b, true)
+	for _, pl := range []place{placeDUTCore, placeRPS} {
+		by := map[string]*latency{}
+		measured := false
+		for i := range r.latency {
+			if l := &r.latency[i]; l.Place == pl {
+				measured = true
+				if l.Err == nil && l.Skipped == "" && l.P50 > 0 {
+					by[l.Key] = l
+				}
 			}
-			ts = append(ts, t)
+		}
+		if !measured {
+			continue
+		}
+		linux := by["linux"]
+		for _, k := range []struct{ key, name string }{{"ipfront-busy", "busy_poll=true"}, {"ipfront-nobusy", "busy_poll=false"}} {
+			ipf := by[k.key]
+			for _, q := range []struct {
+				name  string
+				added func(*latency) time.Duration
+			}{{"p50", (*latency).Added50}, {"p99", (*latency).Added99}} {
+				t := target{what: fmt.Sprintf("ipfront (%s) added UDP round-trip latency %s <= Linux forwarding's (%s)", k.name, q.name, placeName(pl)),
+					measured: "n/a", verdict: verdict(false, false)}
+				if ipf != nil && linux != nil {
+					a, b := q.added(ipf), q.added(linux)
+					t.measured = fmt.Sprintf("%.1f vs %.1f µs added to the direct path's %s", us(a), us(b), q.name)
+					t.verdict = verdict(a <= b, true)
+				}
+				ts = append(ts, t)
+			}
 		}
 	}
 	return ts
+}
+
+// placeName is how the report names a placement.
+func placeName(p place) string {
+	switch p {
+	case placeDUTCore:
+		return "kernel threads on the DUT core"
+	case placeRPS:
+		return "one core each"
+	case placeRPS2:
+		return "RPS over both cores"
+	}
+	return "kernel threads unpinned"
 }
 
 // abTargets are issue 7's per-packet rows, judged on the interleaved A/B
@@ -744,33 +769,38 @@ const bareMetalText = "## Bare metal: the same measurements with a real NIC\n\n"
 // step, with the time each adds to the direct path.
 func latencySection(w *strings.Builder, r *results) {
 	fmt.Fprintf(w, "\n## Added latency: UDP ping-pong\n\n")
-	fmt.Fprintf(w, "One 64-byte datagram at a time from the client to port 7000 of the VIP, echoed by a server straight back to the\n")
-	fmt.Fprintf(w, "client (DSR); round-trip times after %d warm-up datagrams. \"Direct\" routes the VIP straight to server 1; every\n", 100)
-	fmt.Fprintf(w, "other path goes through the DUT, one peer at a time, with the kernel threads placed as for the forwarding table.\n")
-	fmt.Fprintf(w, "\"Added\" is the path's percentile minus the direct path's.\n\n")
-	fmt.Fprintf(w, "| path | datagrams | lost | p50 µs | p99 µs | added p50 µs | added p99 µs |\n|---|---:|---:|---:|---:|---:|---:|\n")
-	var direct *latency
-	for i := range r.latency {
-		if r.latency[i].Key == "direct" && r.latency[i].Err == nil {
-			direct = &r.latency[i]
-		}
-	}
+	fmt.Fprintf(w, "One 64-byte datagram at a time from the client to port 7000 of the VIP, through the DUT, echoed by a server\n")
+	fmt.Fprintf(w, "straight back to the client (DSR), alternating with one to server 1's own address on the same bridge (direct),\n")
+	fmt.Fprintf(w, "%d of each after 100 warm-up pairs. Both sets are taken in the same moments, so load elsewhere on the machine\n", pingsOf(r))
+	fmt.Fprintf(w, "falls on both alike; \"added\" is the percentile through the DUT minus the direct one of the same run. Every\n")
+	fmt.Fprintf(w, "peer, one at a time, in both placements of the tables above: the DUT's kernel threads on its core (threaded\n")
+	fmt.Fprintf(w, "NAPI, SCHED_FIFO: a busy-polling worker shares its core with the threads that feed and drain it), and one core\n")
+	fmt.Fprintf(w, "each (NAPI in softirq context where it is raised, RPS to core %d for the kernel peers, the worker alone on core %d).\n\n", dutCPU, dutCPU)
+	fmt.Fprintf(w, "| path | placement | lost | p50 µs | p99 µs | direct p50 µs | direct p99 µs | added p50 µs | added p99 µs |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range r.latency {
+		pl := placeName(l.Place)
 		switch {
 		case l.Skipped != "":
-			fmt.Fprintf(w, "| %s | skipped: %s | | | | | |\n", l.Path, l.Skipped)
+			fmt.Fprintf(w, "| %s | %s | skipped: %s | | | | | | |\n", l.Path, pl, l.Skipped)
 			continue
 		case l.Err != nil && l.P50 == 0:
-			fmt.Fprintf(w, "| %s | FAILED: %s | | | | | |\n", l.Path, oneLine(l.Err.Error()))
+			fmt.Fprintf(w, "| %s | %s | FAILED: %s | | | | | | |\n", l.Path, pl, oneLine(l.Err.Error()))
 			continue
 		}
-		add50, add99 := "", ""
-		if direct != nil && l.Key != "direct" {
-			add50 = fmt.Sprintf("%.1f", us(l.P50-direct.P50))
-			add99 = fmt.Sprintf("%.1f", us(l.P99-direct.P99))
-		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.1f | %.1f | %s | %s |\n", l.Path, l.N, l.Lost, us(l.P50), us(l.P99), add50, add99)
+		fmt.Fprintf(w, "| %s | %s | %d | %.1f | %.1f | %.1f | %.1f | **%.1f** | **%.1f** |\n", l.Path, pl, l.Lost, us(l.P50), us(l.P99),
+			us(l.DirectP50), us(l.DirectP99), us(l.Added50()), us(l.Added99()))
 	}
+}
+
+// pingsOf is the datagrams per path of the latency step.
+func pingsOf(r *results) int {
+	for _, l := range r.latency {
+		if l.N > 0 {
+			return l.N
+		}
+	}
+	return 0
 }
 
 // userSection writes the one-core-each table (issue 14's placement).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -207,27 +208,59 @@ func (e *env) ipfrontTCP(ctx context.Context, p params) []tcpResult {
 // latency is the round-trip time distribution of UDP ping-pong.
 type latency struct {
 	Key      string // "direct", "linux", "netdev", "xskfwd", "ipfront-busy", "ipfront-nobusy"
+	Place    place  // where the DUT's kernel work ran (placeDUTCore or placeRPS)
 	Path     string
 	N        int
 	Lost     int
 	P50, P99 time.Duration
-	Skipped  string
-	Err      error
+	// DirectP50 and DirectP99 are those of the direct pings interleaved
+	// with these (see pingPong).
+	DirectP50, DirectP99 time.Duration
+	Skipped              string
+	Err                  error
 }
 
-// pingPong sends n 64-byte datagrams to the VIP's port 7000 from the client,
-// one at a time, each waiting for its echo, and returns the RTTs' p50/p99.
+// pingPong sends n 64-byte datagrams to the VIP's port 7000 from the client
+// (through the DUT), one at a time, each waiting for its echo, and as many to
+// server 1's own address (direct, on the same bridge), alternating the two
+// and which goes first: both sets of round trips are taken in the same
+// moments, so background load on the machine falls on both alike and the
+// difference of their percentiles is what the DUT adds.
 func (e *env) pingPong(ctx context.Context, key, path string, n int) latency {
 	l := latency{Key: key, Path: path, N: n}
-	c, err := lab.DialContext(ctx, e.t.client.ns, "udp", netip.AddrPortFrom(e.t.vip, tcpPort).String())
+	via, err := lab.DialContext(ctx, e.t.client.ns, "udp", netip.AddrPortFrom(e.t.vip, tcpPort).String())
 	if err != nil {
 		l.Err = err
 		return l
 	}
-	defer c.Close()
+	defer via.Close()
+	direct, err := lab.DialContext(ctx, e.t.client.ns, "udp", netip.AddrPortFrom(e.t.servers[0].ip, tcpPort).String())
+	if err != nil {
+		l.Err = err
+		return l
+	}
+	defer direct.Close()
 	msg := make([]byte, 64)
 	buf := make([]byte, 256)
-	var rtts []time.Duration
+	// ping sends msg on c and waits for its echo; 0 if none came.
+	ping := func(c net.Conn) (time.Duration, error) {
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return 0, err
+		}
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				return 0, nil
+			}
+			// iplab serve answers "<name> " + the datagram.
+			if k >= len(msg) && string(buf[k-len(msg):k]) == string(msg) {
+				return time.Since(t0), nil
+			}
+		}
+	}
+	var rtts, drtts []time.Duration
 	warm := min(100, n/10)
 	silent := 0 // datagrams in a row without a reply: a broken path fails fast, not after n timeouts
 	for i := 0; i < n+warm; i++ {
@@ -236,24 +269,26 @@ func (e *env) pingPong(ctx context.Context, key, path string, n int) latency {
 			return l
 		}
 		msg[0], msg[1] = byte(i), byte(i>>8)
-		t0 := time.Now()
-		if _, err := c.Write(msg); err != nil {
+		var d, dd time.Duration
+		var err error
+		if i%2 == 0 {
+			if d, err = ping(via); err == nil {
+				msg[2] = 1
+				dd, err = ping(direct)
+			}
+		} else {
+			msg[2] = 1
+			if dd, err = ping(direct); err == nil {
+				msg[2] = 0
+				d, err = ping(via)
+			}
+		}
+		msg[2] = 0
+		if err != nil {
 			l.Err = err
 			return l
 		}
-		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		got := false
-		for !got {
-			k, err := c.Read(buf)
-			if err != nil {
-				break
-			}
-			// iplab serve answers "<name> " + the datagram.
-			if k >= len(msg) && string(buf[k-len(msg):k]) == string(msg) {
-				got = true
-			}
-		}
-		if !got {
+		if d == 0 {
 			if i >= warm {
 				l.Lost++
 			}
@@ -264,22 +299,33 @@ func (e *env) pingPong(ctx context.Context, key, path string, n int) latency {
 			continue
 		}
 		silent = 0
-		if i >= warm {
-			rtts = append(rtts, time.Since(t0))
+		if i >= warm && dd > 0 {
+			rtts, drtts = append(rtts, d), append(drtts, dd)
 		}
 	}
 	if len(rtts) == 0 {
 		l.Err = fmt.Errorf("no reply to %d datagrams", n)
 		return l
 	}
-	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
-	l.P50 = rtts[len(rtts)/2]
-	l.P99 = rtts[min(len(rtts)-1, len(rtts)*99/100)]
+	l.P50, l.P99 = percentiles(rtts)
+	l.DirectP50, l.DirectP99 = percentiles(drtts)
 	if l.Lost > n/100 {
 		l.Err = fmt.Errorf("%d of %d datagrams lost", l.Lost, n)
 	}
 	return l
 }
+
+// percentiles returns the median and the 99th percentile of d (sorted in
+// place).
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)]
+}
+
+// Added50 and Added99 are what the DUT added to the direct path's p50 and
+// p99, measured in the same moments.
+func (l *latency) Added50() time.Duration { return l.P50 - l.DirectP50 }
+func (l *latency) Added99() time.Duration { return l.P99 - l.DirectP99 }
 
 // latencyPeer is one path of the latency step: how to set it up (the
 // returned function undoes it), with the client routing the VIP to the DUT.
@@ -289,16 +335,13 @@ type latencyPeer struct {
 	on        func(ctx context.Context) (undo func() error, err error)
 }
 
-// latencies measures ping-pong direct to server 1 (the client routes the VIP
-// to it), then through every forwarding peer of the DUT: Linux forwarding,
-// nftables netdev DSR, xskfwd, and ipfront with busy_poll on and off, all
-// with the kernel threads placed as for the forwarding table.
-func (e *env) latencies(ctx context.Context, n int) []latency {
+// latencies measures ping-pong through every forwarding peer of the DUT,
+// each against the direct path to server 1 (see pingPong): Linux forwarding,
+// nftables netdev DSR, xskfwd, and ipfront with busy_poll on and off, in
+// each placement of places (the forwarding table's, the one-core-each
+// table's), the peers of one placement one after another.
+func (e *env) latencies(ctx context.Context, n int, places []place) []latency {
 	var out []latency
-	if err := ipBatch(e.t.client.ns, fmt.Sprintf("route replace %s/32 via %s\n", e.t.vip, e.t.servers[0].ip)); err != nil {
-		return []latency{{Key: "direct", Path: "direct to a server", Err: err}}
-	}
-	out = append(out, e.pingPong(ctx, "direct", "direct to a server (no load balancer)", n))
 	if err := ipBatch(e.t.client.ns, fmt.Sprintf("route replace %s/32 via %s\n", e.t.vip, e.t.lb.ip)); err != nil {
 		return append(out, latency{Key: "linux", Path: "through the DUT", Err: err})
 	}
@@ -336,30 +379,33 @@ func (e *env) latencies(ctx context.Context, n int) []latency {
 		{"ipfront-busy", "ipfront (busy_poll=true)", nil, ipf(true)},
 		{"ipfront-nobusy", "ipfront (busy_poll=false)", nil, ipf(false)},
 	}
-	for _, pr := range peers {
-		if pr.skip != nil {
-			if why := pr.skip(); why != "" {
-				out = append(out, latency{Key: pr.key, Path: pr.path, Skipped: why})
+	for _, pl := range places {
+		for _, pr := range peers {
+			if pr.skip != nil {
+				if why := pr.skip(); why != "" {
+					out = append(out, latency{Key: pr.key, Place: pl, Path: pr.path, Skipped: why})
+					continue
+				}
+			}
+			undo, err := pr.on(ctx)
+			if err != nil {
+				out = append(out, latency{Key: pr.key, Place: pl, Path: pr.path, Err: err})
 				continue
 			}
+			// The DUT's NAPI threads exist once its XDP program (if any) is
+			// attached: place them now.
+			if _, err := e.t.placement(pl); err != nil {
+				out = append(out, latency{Key: pr.key, Place: pl, Path: pr.path, Err: err})
+				undo()
+				continue
+			}
+			l := e.pingPong(ctx, pr.key, pr.path, n)
+			l.Place = pl
+			if err := undo(); err != nil && l.Err == nil {
+				l.Err = err
+			}
+			out = append(out, l)
 		}
-		undo, err := pr.on(ctx)
-		if err != nil {
-			out = append(out, latency{Key: pr.key, Path: pr.path, Err: err})
-			continue
-		}
-		// The DUT's NAPI threads exist once its XDP program (if any) is
-		// attached: place them now.
-		if _, err := e.t.placement(placeDUTCore); err != nil {
-			out = append(out, latency{Key: pr.key, Path: pr.path, Err: err})
-			undo()
-			continue
-		}
-		l := e.pingPong(ctx, pr.key, pr.path, n)
-		if err := undo(); err != nil && l.Err == nil {
-			l.Err = err
-		}
-		out = append(out, l)
 	}
 	return out
 }

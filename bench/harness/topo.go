@@ -256,6 +256,23 @@ func (t *topo) setThreaded(on bool) error {
 	return nil
 }
 
+// setNAPIDefer sets the DUT interface's napi_defer_hard_irqs and
+// gro_flush_timeout ("N T") and returns the function that restores them.
+func (t *topo) setNAPIDefer(v string) (func(), error) {
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		return nil, fmt.Errorf("napi defer %q: want \"napi_defer_hard_irqs gro_flush_timeout\"", v)
+	}
+	dir := "/sys/class/net/" + t.lb.ifname + "/"
+	set := func(a, b string) error {
+		return run("ip", "netns", "exec", t.lb.ns, "sh", "-c", "echo "+a+" > "+dir+"napi_defer_hard_irqs && echo "+b+" > "+dir+"gro_flush_timeout")
+	}
+	if err := set(f[0], f[1]); err != nil {
+		return nil, err
+	}
+	return func() { _ = set("0", "0") }, nil
+}
+
 // setRPS sets the RPS CPU mask of every receive queue of the DUT's
 // interface (0: RPS off).
 func (t *topo) setRPS(mask int) error {

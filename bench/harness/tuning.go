@@ -34,6 +34,9 @@ func writeTuning(path string, r *results) error {
 	}
 	var lb, ln *latency
 	for i := range r.latency {
+		if r.latency[i].Place != placeDUTCore {
+			continue
+		}
 		switch r.latency[i].Key {
 		case "ipfront-busy":
 			lb = &r.latency[i]

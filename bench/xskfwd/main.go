@@ -168,15 +168,23 @@ func intList(s string) ([]int, error) {
 
 // Report is what xskfwd prints when it stops.
 type Report struct {
-	Dev        string  `json:"dev"`
-	ZeroCopy   bool    `json:"zero_copy"`
-	XDPMode    string  `json:"xdp_mode"`
-	Queues     []int   `json:"queues"`
-	RxPackets  uint64  `json:"rx_packets"`
-	TxPackets  uint64  `json:"tx_packets"`
-	TxDropped  uint64  `json:"tx_dropped"` // TX ring full: released unsent
-	KernelDrop uint64  `json:"kernel_rx_dropped"`
-	Seconds    float64 `json:"seconds"`
+	Dev        string `json:"dev"`
+	ZeroCopy   bool   `json:"zero_copy"`
+	XDPMode    string `json:"xdp_mode"`
+	Queues     []int  `json:"queues"`
+	RxPackets  uint64 `json:"rx_packets"`
+	TxPackets  uint64 `json:"tx_packets"`
+	TxDropped  uint64 `json:"tx_dropped"` // TX ring full: released unsent
+	KernelDrop uint64 `json:"kernel_rx_dropped"`
+	// The kernel's drops and the adapter's system calls, summed over the
+	// sockets (xsk.Stats): no frame on the fill ring, RX ring full, fill
+	// ring found empty, TX kicks (sendto), fill-ring wake-ups (recvfrom).
+	RxNoFrame     uint64  `json:"rx_dropped_no_frame"`
+	RxRingFull    uint64  `json:"rx_ring_full"`
+	FillRingEmpty uint64  `json:"rx_fill_ring_empty"`
+	TxKicks       uint64  `json:"tx_kicks"`
+	RxWakeups     uint64  `json:"rx_wakeups"`
+	Seconds       float64 `json:"seconds"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -267,6 +275,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.TxPackets += st.TxPackets
 		rep.TxDropped += f.txDropped
 		rep.KernelDrop += st.Kernel.RxDropped + st.Kernel.RxRingFull
+		rep.RxNoFrame += st.Kernel.RxDropped
+		rep.RxRingFull += st.Kernel.RxRingFull
+		rep.FillRingEmpty += st.Kernel.RxFillRingEmptyDescs
+		rep.TxKicks += st.TxKicks
+		rep.RxWakeups += st.RxWakeups
 	}
 	if o.json {
 		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
