@@ -43,8 +43,10 @@ package fastpath
 // A frame leaves by the interface the slow path resolved from the kernel's
 // routes: towards a server, Server.Egress with the next hop's MAC in
 // Server.MAC[Egress]; towards a client, the set's Tables.Routes (longest
-// prefix, gateway MAC, or the neighbour's MAC for on-link clients). The
-// source MAC is that interface's. A frame whose egress is another interface
+// prefix, gateway MAC, or the neighbour's MAC for on-link clients), and
+// while the route's next hop is not known, the MAC and interface the
+// client's own frames came from (learn.go). The source MAC is that
+// interface's. A frame whose egress is another interface
 // than the one it arrived on is handed to a worker of that interface through
 // a per-pair ring (handoff.go). VLAN tags are kept as received.
 //

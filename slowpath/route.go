@@ -49,9 +49,9 @@ type NATResolver interface {
 //     neighbour table, which the clients' own ARP and ND for ipfront's
 //     address fill. Neighbour changes on those interfaces are watched, so a
 //     new on-link client is routable about as soon as the kernel knows it;
-//     a reply that comes before is dropped (neighbor_unresolved) and TCP
-//     retransmits. Route changes are picked up at the next refresh (every
-//     second, or 100 ms while something is unresolved).
+//     until then the workers answer it through the MAC its own frames came
+//     from (fastpath/learn.go). Route changes are picked up at the next
+//     refresh (every second, or 100 ms while something is unresolved).
 //
 // The client-side routes are published into one fastpath.RouteCell shared by
 // every table generation, so a change costs one atomic store, not a rebuild.
