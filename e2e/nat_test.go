@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,10 +114,10 @@ listen = %q
 name = "nat"
 address = %q
 protocols = ["tcp", "udp"]
-ports = [%q]
+ports = [%q, "%d"]
 forwarding = "nat"
 delete_age = "30s"
-`, strings.Join(ifs, ", "), apiListen, e.vip, ports)
+`, strings.Join(ifs, ", "), apiListen, e.vip, ports, closedPort)
 	for i, s := range e.lab.Servers() {
 		fmt.Fprintf(&b, "\n  [[target_set.server]]\n  name = %q\n  address = %q\n  weight = %d\n", s.Role, s.Addr(e.vip.Is6()), weights[i])
 	}
@@ -204,6 +206,46 @@ func (e *natEnv) natCounters(t *testing.T) map[string]any {
 	return c
 }
 
+// closedPort is a port of the NAT set on which the servers listen to
+// nothing: their kernels answer UDP with an ICMP port unreachable error.
+const closedPort = 7011
+
+// checkICMPFromServer sends a datagram through the VIP to closedPort: the
+// server's ICMP port unreachable, quoting the datagram it got (client ->
+// server), must reach the client's socket, connected to the VIP, as an
+// error, which the client's kernel only matches if ipfront translated the
+// quote back to the VIP.
+func (e *natEnv) checkICMPFromServer(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := lab.DialContext(ctx, e.lab.Client().NS, "udp", netip.AddrPortFrom(e.vip, closedPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	// The server's kernel rate-limits ICMP errors (one per second and peer
+	// by default); a few tries a second apart ride that out.
+	for try := 0; try < 5; try++ {
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return
+			}
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := c.Read(buf)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if err == nil {
+			t.Fatalf("a datagram to port %d was answered; want the server's port unreachable", closedPort)
+		}
+	}
+	t.Errorf("the server's ICMP port unreachable never reached the client's socket (counters %v)", e.natCounters(t)["drops"])
+}
+
 func TestNATTwoArmedIPv4(t *testing.T) { testNAT(t, lab.NATTwoArmed, false) }
 
 func TestNATTwoArmedIPv6(t *testing.T) { testNAT(t, lab.NATTwoArmed, true) }
@@ -213,7 +255,7 @@ func TestNATOneArmedIPv4(t *testing.T) { testNAT(t, lab.NATOneArmed, false) }
 // testNAT sends 300 TCP connections through a NAT set weighted 1:2:3, every
 // echoed byte verified and each server's share checked, then 50 UDP flows of
 // 20 datagrams each answered; every server must have seen the client's own
-// address.
+// address, and a server's ICMP error must reach the client translated.
 func testNAT(t *testing.T, mode lab.NATMode, v6 bool) {
 	weights := []int{1, 2, 3}
 	e := natSetup(t, mode, v6, weights)
@@ -243,6 +285,7 @@ func testNAT(t *testing.T, mode lab.NATMode, v6 bool) {
 			u.MultiServerFlows, u.SilentFlows, u.Servers)
 	}
 	e.checkClientAddress(t)
+	e.checkICMPFromServer(t)
 	if c := e.natCounters(t); c["dropped"] != float64(0) {
 		t.Errorf("ipfront dropped %v frames (%v), want none", c["dropped"], c["drops"])
 	}
