@@ -55,7 +55,7 @@ var profItems = []profItem{
 	{"txkick", "AF_XDP TX: sendto kick (xsk_sendmsg -> veth xmit)"},
 	{"rxwake", "AF_XDP wake-ups: recvfrom / poll"},
 	{"ksys", "DUT process, other kernel time (other syscalls, faults, scheduling)"},
-	{"u-idle", "user: idle polling of an empty RX ring (Worker.idle, xskfwd's idle)"},
+	{"u-idle", "user: idle polling of an empty RX ring (Worker.idle*, xskfwd's idle*)"},
 	{"u-idle-sweep", "user: association sweep while idle"},
 	{"u-adapter", "user: socket adapter (fastpath/xsk: Receive, Transmit, Recycle)"},
 	{"u-engine", "user: engine (parse, association lookup, select, rewrite)"},

@@ -715,6 +715,14 @@ func methodText(r *results) string {
     (only the DUT differs) but dominated by the generator, which spins whatever the DUT does.
   A busy-polling DUT (busy_poll=true, xskfwd's default) spins at 100%% of its core by design, so its DUT CPU per
   Mpkt is simply 1/pps; compare CPU with busy_poll=false.
+- **One core each** (issue 14's placement, its own table): NAPI is not threaded, so the DUT's receive NAPI runs in
+  softirq context on the core whose transmit raised it (the bridge's, on the generator's core %[1]d); the kernel peers'
+  packets go to core %[2]d by RPS (`+"`rps_cpus`"+` of the DUT's receive queue), ipfront's and xskfwd's worker is pinned
+  there by its configuration, and the egress (the bridge port's NAPI, raised by the DUT's transmit) runs there too.
+  This is what a user gets without tuning NAPI; on veth it puts an AF_XDP peer's XDP program and copy into its UMEM
+  on the generator's core, where a kernel peer has only its GRO and the RPS hand-off.
+- **Overhead accounting.** xskfwd, ipfront, and (full runs) ipfront at the base revision, each profiled under the
+  same offered load below both forwarders' capacity; see "Overhead over xskfwd" for the method.
 - **Warm-up.** ipfront and nftables DNAT see every flow %[3]s before the window (the table then holds the
   established flows); the stateless peers need none. Every ipfront run is a fresh daemon.
 - Noise: two vCPUs shared with whatever else runs on the host; figures move by 10-20%% between runs. Background load
@@ -739,6 +747,7 @@ const reproduceText = "## Reproduce\n\n```sh\n" +
 	"make bench        # this file and configs/tuning.md, under 10 minutes on 2 cores\n" +
 	"make bench-smoke  # every step, tiny; bench/out/smoke.md; part of make test\n" +
 	"make profile      # ipfront under pktgen load: bench/out/cpu.pprof, perf.txt, flame.svg\n" +
+	"bench/harness.sh overhead [-place rps] [-rounds N] [-alt BIN]  # ipfront against xskfwd only: rounds + accounting\n" +
 	"```\n\n" +
 	"Needs root, kernel 5.15+ with BTF, and Debian's nftables and haproxy packages (`.ci/run` installs them; a missing one\n" +
 	"turns its rows into \"skipped\"). Logs of every process and the configurations used are under bench/out/. The harness\n" +
@@ -762,8 +771,9 @@ const bareMetalText = "## Bare metal: the same measurements with a real NIC\n\n"
 	"   on the same NIC. Measure delivered pps at the sink and CPU with `mpstat -P ALL` or /proc/stat on the DUT's\n" +
 	"   cores (no generator shares them there, so core time is DUT time).\n" +
 	"4. Targets to check there: 10 Mpps per core, 14.88 Mpps (10GbE line rate, 64-byte frames) with two cores, and\n" +
-	"   ipfront >= 0.8x bench/xskfwd. Use `make profile` there too: the flame graph shows what a packet costs once the\n" +
-	"   copy is gone.\n"
+	"   ipfront >= 0.95x bench/xskfwd. Use `make profile` there too: the flame graph shows what a packet costs once the\n" +
+	"   copy is gone, and `bench/harness.sh overhead` (or the full run's \"Overhead over xskfwd\") accounts for the\n" +
+	"   difference to xskfwd item by item.\n"
 
 // latencySection writes the UDP ping-pong table: every path of the latency
 // step, with the time each adds to the direct path.

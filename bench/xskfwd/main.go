@@ -324,9 +324,15 @@ func (f *forwarder) loop() error {
 		}
 	}
 	s := f.sock
+	idle := false
 	for !f.stop.Load() {
-		n := s.Receive(f.descs)
-		if n == 0 {
+		var n int
+		if idle {
+			n = f.idlePoll()
+		} else {
+			n = s.Receive(f.descs)
+		}
+		if idle = n == 0; idle {
 			f.idle()
 			continue
 		}
@@ -351,6 +357,13 @@ func (f *forwarder) loop() error {
 	}
 	return nil
 }
+
+// idlePoll is the RX poll after an empty one, a function of its own like
+// idle (ipfront's worker has the same, Worker.idlePoll): the polls spun
+// through while nothing arrives are idle time.
+//
+//go:noinline
+func (f *forwarder) idlePoll() int { return f.sock.Receive(f.descs) }
 
 // idle is a loop iteration that received nothing. It is a function of its
 // own, never inlined, so that a profile tells the forwarder's idle polling
