@@ -8,7 +8,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath/packet"
 )
 
-// BenchmarkProcessNAT is BenchmarkProcess for a NAT set: the same 1M (and
+// BenchmarkNATPath is BenchmarkProcess for a NAT set: the same 1M (and
 // 64Ki) established flows of ACK+payload frames, translated to their
 // servers (ToServer), and the servers' replies, translated back to the VIP
 // and routed to the clients' next hop (Reply). The arena is restored after
@@ -16,7 +16,7 @@ import (
 // engine's own shard (one RX queue; across shards see BenchmarkLookup in
 // fastpath/assoc) and do not go through the batch prefetch, which only
 // knows the client's direction.
-func BenchmarkProcessNAT(b *testing.B) {
+func BenchmarkNATPath(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		flows int
