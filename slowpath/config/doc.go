@@ -22,6 +22,10 @@
 //
 //	file:line:column: message (hint: how to fix it)
 //
+// Problems that leave the configuration valid but probably defeat its purpose
+// (a persistence group member without a server another member has) come back
+// as Spec.Warnings in the same format, with "warning: " before the message.
+//
 // Struct decoding (with DisallowUnknownFields) is not used because go-toml
 // stops at the first type mismatch, which would hide the remaining errors.
 package config
