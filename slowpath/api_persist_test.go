@@ -75,7 +75,7 @@ func newPersistScenario(t *testing.T) *persistScenario {
 	s.pin(t, 1, "192.0.2.0", cd, a12, s.now-10)
 	// A client of ssh, one expired but not swept, one whose server left.
 	s.pin(t, 0, "2001:db8:c::1", ssh, s.addrID(t, "2001:db8::13"), s.now-1)
-	s.pin(t, 0, "203.0.113.9", cd, a11, s.now-61)
+	s.pin(t, 0, "2001:db8:c::9", ssh, s.addrID(t, "2001:db8::13"), s.now-31)
 	s.pin(t, 1, "198.51.100.99", cd, 9999, s.now)
 	// Flows: two of 203.0.113.0/24 on .11 (one per set), one on .12 that
 	// its record does not explain, one of web.
