@@ -569,7 +569,10 @@ func (e *Engine) forwardNAT(frame []byte, ts *TargetSet, slot uint8, i int) Acti
 				delta = e.shard.Aux(idx)
 			}
 		}
-		if !e.noPunt {
+		if e.hits[i] < 0 && !e.noPunt {
+			// A flow the resolving pass did not find: new, mostly. Learning
+			// once per flow keeps the table's stores (seqlocked) off the
+			// per-packet path.
 			e.learnClient(frame, f)
 		}
 		natAddr(frame, f, true, &to)
@@ -638,15 +641,22 @@ func (e *Engine) natLookupAt(k *assoc.Key, p *assoc.Packed, h uint64, home int) 
 }
 
 // natNew records a NAT flow k for slot of ts in the engine's shard, for a
-// data connection an expectation admitted; false if the shard has no room
-// (the connection then goes unrecorded, and its next packets look for the
-// expectation again).
+// data connection an expectation admitted, replacing a record of k there (a
+// finished connection of the same client port, or this one's when its SYN
+// is retransmitted). If the shard has no room the connection goes
+// unrecorded, and its next packets look for the expectation again.
 func (e *Engine) natNew(ts *TargetSet, k *assoc.Key, slot uint8, now uint32) {
+	e.local.ExpectUsed++ // a SYN an expectation admitted
 	p := k.Pack()
 	idx, found := e.shard.FindPacked(&p, p.Hash())
-	if found || idx < 0 {
+	if idx < 0 {
 		e.local.Stateless++
 		return
+	}
+	if found {
+		// A finished connection of the same client port (clients reuse a
+		// port towards other destinations): the expectation decides.
+		e.countAssoc(ts.ID, e.shard.Meta(idx).Server(), -1)
 	}
 	e.shard.PutPacked(idx, &p, assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, NAT: true, LastSeen: now})
 	e.local.NewAssociations++
@@ -692,24 +702,27 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 		} else {
 			v, idx, found = e.natLookup(&k)
 		}
+		srv := &ts.Servers[c.slot]
+		mine := found && v.Server == c.slot && v.Gen == srv.Gen
+		if found && !mine && ts.Helper != HelperNone {
+			// A client port reused across destinations can leave a
+			// finished connection's record, naming another server, in
+			// one shard while this server's flow is in another.
+			v, idx, mine = e.natLookupServer(&k, c.slot, srv.Gen)
+		}
 		switch {
-		case found:
-			srv := &ts.Servers[c.slot]
-			if v.Server != c.slot || v.Gen != srv.Gen {
-				continue // the client's flow is another server's
-			}
+		case syn && ts.Helper != HelperNone && e.activeExpected(ts, c.slot, &k, f.SrcPort, now):
+			// An active data connection the control connection announced,
+			// whatever an older flow of the client's port recorded (a
+			// retransmitted SYN records the flow again).
+			e.natNew(ts, &k, c.slot, now)
+			v = assoc.Value{}
+		case mine:
 			if idx >= 0 {
 				e.shard.Touch(idx, now)
 			}
-		case syn && ts.Helper != HelperNone:
-			k.Kind = assoc.KindExpect
-			x, ok := e.expectation(ts, &k, now)
-			if !ok || x.Flags&ExpectActive == 0 || x.Server != c.slot || x.Tag != 0 && x.Tag != uint32(f.SrcPort) {
-				continue
-			}
-			k.Kind = assoc.KindFlow
-			e.natNew(ts, &k, c.slot, now)
-			v = assoc.Value{}
+		case found:
+			continue // the client's flow is another server's
 		case control:
 			// A flow without a record went where the stateless hash
 			// sent it (the table was full); nothing else is ours.
@@ -728,6 +741,34 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 	}
 	e.local.Drops[DropNATNoAssociation]++
 	return Drop
+}
+
+// natLookupServer finds record k naming server slot (generation gen) of its
+// set, in the engine's shard (idx >= 0) or another worker's.
+func (e *Engine) natLookupServer(k *assoc.Key, slot uint8, gen uint32) (v assoc.Value, idx int, found bool) {
+	p := k.Pack()
+	h := p.Hash()
+	if idx, ok := e.shard.FindPacked(&p, h); ok {
+		if m := e.shard.Meta(idx); m.Server() == slot && m.Gen() == gen {
+			return e.shard.Value(idx), idx, true
+		}
+	}
+	for _, s := range e.nat.peers {
+		if v, r := s.Lookup(k, h); r == assoc.Found && v.Server == slot && v.Gen == gen {
+			return v, -1, true
+		}
+	}
+	return assoc.Value{}, -1, false
+}
+
+// activeExpected reports whether a live active expectation of ts admits a
+// connection from server slot's port sport to the client and port of flow
+// key k.
+func (e *Engine) activeExpected(ts *TargetSet, slot uint8, k *assoc.Key, sport uint16, now uint32) bool {
+	xk := *k
+	xk.Kind = assoc.KindExpect
+	x, ok := e.expectation(ts, &xk, now)
+	return ok && x.Flags&ExpectActive != 0 && x.Server == slot && (x.Tag == 0 || x.Tag == uint32(sport))
 }
 
 // natOut rewrites frame i, from a server of ts, to come from the VIP, adds
@@ -798,7 +839,23 @@ func (e *Engine) natData(frame []byte, sets []*TargetSet, i int, now uint32) Act
 		k := assoc.Key{Addr: f.Src, Port: f.SrcPort, Proto: f.Proto, Set: ts.ID}
 		v, idx, found := e.natLookup(&k)
 		var slot uint8
+		var xv assoc.Value
+		expected := false
+		if syn {
+			x := k
+			x.Kind, x.Port = assoc.KindExpect, f.DstPort
+			var ok bool
+			xv, ok = e.expectation(ts, &x, now)
+			expected = ok && xv.Flags&ExpectActive == 0
+		}
 		switch {
+		case expected:
+			// A passive data connection the control connection announced,
+			// whatever an older flow of the same client port recorded
+			// (clients reuse a port towards other destinations; a
+			// retransmitted SYN records the flow again).
+			slot = xv.Server
+			e.natNew(ts, &k, slot, now)
 		case found:
 			slot = v.Server
 			srv := &ts.Servers[slot&(MaxServers-1)]
@@ -811,15 +868,6 @@ func (e *Engine) natData(frame []byte, sets []*TargetSet, i int, now uint32) Act
 				}
 				e.shard.Touch(idx, now)
 			}
-		case syn:
-			x := k
-			x.Kind, x.Port = assoc.KindExpect, f.DstPort
-			xv, ok := e.expectation(ts, &x, now)
-			if !ok || xv.Flags&ExpectActive != 0 {
-				continue
-			}
-			slot = xv.Server
-			e.natNew(ts, &k, slot, now)
 		default:
 			continue
 		}
@@ -833,7 +881,7 @@ func (e *Engine) natData(frame []byte, sets []*TargetSet, i int, now uint32) Act
 			natICMP(frame, f, true, &to)
 			e.local.ICMPForwarded++
 		} else {
-			if !e.noPunt {
+			if syn && !e.noPunt {
 				e.learnClient(frame, f)
 			}
 			natAddr(frame, f, true, &to)

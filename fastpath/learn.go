@@ -7,7 +7,8 @@ import (
 	"github.com/ipfront/ipfront/fastpath/packet"
 )
 
-// Client next hops learned from the clients' own frames.
+// Client next hops learned from the clients' own frames: the first of each
+// flow (a new association, or a data connection's SYN).
 //
 // The slow path publishes the client-side routes and neighbours it reads
 // from the kernel (Tables.Routes), but a client on ipfront's subnet can send
