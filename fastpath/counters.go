@@ -64,7 +64,7 @@ type Counters struct {
 	ControlApplied  uint64 // control messages applied to the shard
 	ControlRejected uint64 // control messages that could not apply: insert of an existing key, update or delete of a missing one, shard full, invalid (see ControlResult)
 	ControlOverflow uint64 // control messages the control ring refused to the slow path (ring full)
-	ExpectUsed      uint64 // data connections a helper's expectation admitted (forward_nat.go)
+	ExpectUsed      uint64 // SYNs of data connections a helper's expectation admitted (forward_nat.go; a retransmitted SYN counts again)
 	// Persistence and port ownership (persist.go).
 	PersistMade    uint64 // persistence records written with a new choice
 	PersistFound   uint64 // new associations a live persistence record decided
