@@ -14,16 +14,21 @@ package slowpath
 //     which names the server.
 //  2. Feed the connection's ftp.Conn; it returns the segments to send.
 //  3. Install the expectations it returned: ControlInsert (ControlUpdate
-//     when one with the same key is there) of an assoc.KindExpect record,
-//     to Dataplane.Owner's worker, before the segment announcing it goes
-//     out, so the data connection finds it.
+//     when one with the same key is there) of an assoc.KindExpect record.
 //  4. When the server's sequence offset changed (a 227 rewritten), write it
-//     into the flow record's aux (ControlUpdate to the record's owner).
+//     into the flow record's aux (ControlUpdate).
 //  5. Inject the segments, with sequence and acknowledgement numbers (and
-//     SACK edges) already adjusted, into the record owner's worker: that
-//     worker applies its control messages before its injected frames in
-//     each loop iteration, so the new offset is in force before any reply
-//     to the rewritten segment can be translated there.
+//     SACK edges) already adjusted.
+//
+// Steps 3 to 5 all go to one worker, the flow record's owner (which the
+// frame need not have come from: replies may arrive on another interface's
+// worker). A worker applies its control messages before its injected frames
+// in each loop iteration, so the expectation exists before the peer can see
+// the segment announcing it, and the new offset is in force before any
+// answer to the rewritten segment is translated there. Expectations are
+// records with no flow of their own, which every worker looks for in every
+// shard, so the owner of the control connection's record may hold them as
+// well as the shard their hash names; there, nothing can overtake them.
 //
 // One goroutine does all of it, so connection state needs no lock; one
 // small goroutine per worker only waits on that worker's punt ring (the
@@ -317,12 +322,12 @@ func (h *helperLoop) handle(w int, frame []byte, m ring.Meta, now time.Time) {
 	res := c.ftp.Process(dir, &seg)
 	h.note(ts, &key, dir, res.Notes)
 
-	for _, e := range res.Expect {
-		h.expect(ts, c, e, now)
-	}
 	target := h.hp.Owner(&key)
 	if target < 0 {
 		target = w
+	}
+	for _, e := range res.Expect {
+		h.expect(ts, c, e, target, now)
 	}
 	if off := c.ftp.Offset(ftp.FromServer); off != c.published {
 		v.Tag, v.LastSeen = off, assoc.Now()
@@ -352,8 +357,13 @@ func (h *helperLoop) inject(w int, frame []byte) {
 	h.stats.injectOverflow.Add(1)
 }
 
-// expect installs expectation e of control connection c.
-func (h *helperLoop) expect(ts *fastpath.TargetSet, c *ctlConn, e ftp.Expectation, now time.Time) {
+// expect installs expectation e of control connection c. A new one goes to
+// worker w, the one the announcing segment is injected into: a worker
+// applies its control messages before its injected frames, so the
+// expectation is in place before the peer can see the announcement (the
+// fast path reads expectations in every worker's shard). A renewed one goes
+// where the record is.
+func (h *helperLoop) expect(ts *fastpath.TargetSet, c *ctlConn, e ftp.Expectation, w int, now time.Time) {
 	k := assoc.Key{Addr: e.Client.As16(), Port: e.Port, Proto: packet.ProtoTCP, Set: ts.ID, Kind: assoc.KindExpect}
 	v := assoc.Value{Server: c.slot, Gen: c.gen, LastSeen: assoc.Now(), NAT: true}
 	if e.Mode == ftp.Active {
@@ -362,8 +372,8 @@ func (h *helperLoop) expect(ts *fastpath.TargetSet, c *ctlConn, e ftp.Expectatio
 	op := fastpath.ControlInsert
 	if _, found := h.hp.Lookup(&k); found {
 		op = fastpath.ControlUpdate // the same data port announced again: renew it
+		w = h.hp.Owner(&k)
 	}
-	w := h.hp.Owner(&k)
 	if w < 0 || !h.hp.PushControl(w, fastpath.ControlMsg{Op: op, Key: k, Value: v}) {
 		h.stats.controlOverflow.Add(1)
 		h.logf(zerolog.WarnLevel, "control ring full: expectation not installed", ts, &k)

@@ -237,13 +237,13 @@ func TestHelperPassive(t *testing.T) {
 	}
 	x := ops[0].ctl
 	wantKey := assoc.Key{Addr: r.client.As16(), Port: 30000, Proto: packet.ProtoTCP, Set: hSetID, Kind: assoc.KindExpect}
+	fk := flowKey(r.client)
 	if x.Op != fastpath.ControlInsert || x.Key != wantKey || x.Value.Server != 0 || x.Value.Gen != hGen ||
-		x.Value.Flags&fastpath.ExpectActive != 0 || ops[0].worker != r.f.Owner(&wantKey) {
-		t.Fatalf("expectation %+v to worker %d, want a passive insert of %+v to its owner %d", x, ops[0].worker, wantKey,
-			r.f.Owner(&wantKey))
+		x.Value.Flags&fastpath.ExpectActive != 0 || ops[0].worker != r.f.Owner(&fk) {
+		t.Fatalf("expectation %+v to worker %d, want a passive insert of %+v to the control flow's owner %d", x, ops[0].worker,
+			wantKey, r.f.Owner(&fk))
 	}
 	u := ops[1].ctl
-	fk := flowKey(r.client)
 	if u.Op != fastpath.ControlUpdate || u.Key != fk || u.Value.Tag != uint32(0xfffffffd) || u.Value.Server != 0 ||
 		u.Value.Gen != hGen || !u.Value.NAT {
 		t.Fatalf("offset update %+v, want the flow record with Tag -3", u)

@@ -36,7 +36,8 @@ type HelperCounters struct {
 	Rewrites uint64 `json:"rewrites"`
 	// ExpectationsInstalled counts expectations sent to the workers;
 	// ExpectationsUsed the data connections they admitted (counted by the
-	// workers); ExpectationsExpired those whose expect_timeout passed
+	// workers per SYN, so a retransmitted SYN counts again);
+	// ExpectationsExpired those whose expect_timeout passed
 	// (used or not: one expectation may admit several connections until
 	// then). Expectations is how many wait now.
 	ExpectationsInstalled uint64 `json:"expectations_installed"`
