@@ -235,44 +235,54 @@ func clientRoutes(h *netlink.Handle, ifindexes []int, neigh []map[netip.Addr]net
 	hosts := map[netip.Addr][6]byte{}
 	var onlink []netip.Prefix
 	var onlinkIface []int
-	for i, idx := range ifindexes {
-		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-			rs, err := h.RouteListFiltered(fam, &netlink.Route{LinkIndex: idx, Table: unix.RT_TABLE_MAIN},
-				netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
-			if err != nil {
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := h.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			continue
+		}
+		for _, rt := range rs {
+			if rt.Type != unix.RTN_UNICAST {
 				continue
 			}
-			for _, rt := range rs {
-				if rt.Type != unix.RTN_UNICAST {
-					continue
+			// A multipath route (ECMP) leaves by its first next hop on
+			// a data-plane interface: replies are not spread.
+			link, gwIP := rt.LinkIndex, rt.Gw
+			for _, nh := range rt.MultiPath {
+				if slices.Contains(ifindexes, nh.LinkIndex) {
+					link, gwIP = nh.LinkIndex, nh.Gw
+					break
 				}
-				p := defaultPrefix(fam)
-				if rt.Dst != nil {
-					a, ok := netip.AddrFromSlice(rt.Dst.IP)
-					bits, _ := rt.Dst.Mask.Size()
-					if !ok {
-						continue
-					}
-					p = netip.PrefixFrom(a.Unmap(), bits)
-				}
-				if p.Addr().Is6() && (p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast()) {
-					continue
-				}
-				route := fastpath.Route{Prefix: fastpath.MappedPrefix(p.Masked()), Iface: uint8(i)}
-				if gw, ok := netip.AddrFromSlice(rt.Gw); ok && !gw.IsUnspecified() {
-					gw = gw.Unmap()
-					e, found := neigh[i][gw]
-					route.MAC, route.HasMAC = usableNeigh(e, found)
-					if !route.HasMAC || e.State&netlink.NUD_STALE != 0 {
-						unresolved = append(unresolved, gateway{i, gw})
-					}
-				} else {
-					route.OnLink = true
-					onlink = append(onlink, p.Masked())
-					onlinkIface = append(onlinkIface, i)
-				}
-				routes = append(routes, route)
 			}
+			i := slices.Index(ifindexes, link)
+			if i < 0 {
+				continue
+			}
+			p := defaultPrefix(fam)
+			if rt.Dst != nil {
+				a, ok := netip.AddrFromSlice(rt.Dst.IP)
+				bits, _ := rt.Dst.Mask.Size()
+				if !ok {
+					continue
+				}
+				p = netip.PrefixFrom(a.Unmap(), bits)
+			}
+			if p.Addr().Is6() && (p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast()) {
+				continue
+			}
+			route := fastpath.Route{Prefix: fastpath.MappedPrefix(p.Masked()), Iface: uint8(i)}
+			if gw, ok := netip.AddrFromSlice(gwIP); ok && !gw.IsUnspecified() {
+				gw = gw.Unmap()
+				e, found := neigh[i][gw]
+				route.MAC, route.HasMAC = usableNeigh(e, found)
+				if !route.HasMAC || e.State&netlink.NUD_STALE != 0 {
+					unresolved = append(unresolved, gateway{i, gw})
+				}
+			} else {
+				route.OnLink = true
+				onlink = append(onlink, p.Masked())
+				onlinkIface = append(onlinkIface, i)
+			}
+			routes = append(routes, route)
 		}
 	}
 	// The neighbours on the on-link routes, each from the interface its

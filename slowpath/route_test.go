@@ -31,6 +31,7 @@ func TestNATRoutes(t *testing.T) {
 		{"link", "set", "b0", "up"},
 		{"route", "add", "192.0.2.0/25", "via", "203.0.113.254", "dev", "a0"},
 		{"route", "add", "192.0.2.200/32", "via", "198.51.100.254", "dev", "b0"},
+		{"route", "add", "192.0.2.128/26", "nexthop", "via", "203.0.113.254", "dev", "a0", "nexthop", "via", "203.0.113.253", "dev", "a0"},
 		{"neigh", "add", "203.0.113.254", "lladdr", mac(0xfe).String(), "dev", "a0", "nud", "permanent"},
 		{"neigh", "add", "203.0.113.7", "lladdr", mac(7).String(), "dev", "a0", "nud", "permanent"},
 		{"neigh", "add", "2001:db8:c1::7", "lladdr", mac(0x67).String(), "dev", "a0", "nud", "permanent"},
@@ -89,6 +90,7 @@ func TestNATRoutes(t *testing.T) {
 		{"203.0.113.7", mac(7), true, true},         // on-link, known
 		{"2001:db8:c1::7", mac(0x67), true, true},   // on-link IPv6
 		{"192.0.2.5", mac(0xfe), true, true},        // through the gateway
+		{"192.0.2.130", mac(0xfe), true, true},      // ECMP: the first next hop
 		{"203.0.113.8", nil, true, false},           // on-link, not known yet
 		{"198.51.100.77", nil, true, false},         // the servers' side, not known
 		{"100.64.0.1", nil, false, false},           // no route (no default route here)
