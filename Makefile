@@ -44,6 +44,7 @@ mutate:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fastpath/packet/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./slowpath/config/
+	$(GO) test -run '^$$' -fuzz FuzzConn -fuzztime 60s ./slowpath/helper/ftp/
 
 bench: build
 	bench/harness.sh full
