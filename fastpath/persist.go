@@ -230,7 +230,9 @@ func (e *Engine) recordPersist(ts *TargetSet, f *packet.Flow, pn pin, slot uint8
 // second.
 func (e *Engine) refreshPersist(ts *TargetSet, f *packet.Flow, now uint32) {
 	key := persistKey(ts.Persist, &f.Src)
-	if idx, found := e.shard.FindPacked(&key, key.Hash()); found {
+	// A record past its timeout but not swept yet stays dead: the flow's
+	// next new sibling chooses again, as after the sweep.
+	if idx, found := e.shard.FindPacked(&key, key.Hash()); found && assoc.Age(now, e.shard.Meta(idx).LastSeen()) <= ts.Persist.Timeout {
 		e.shard.Touch(idx, now)
 	}
 }
