@@ -109,7 +109,7 @@ func (l *lockedBuf) String() string {
 // missing: .ci/run installs them.
 func requireFTPTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"vsftpd", "curl", "lftp"} {
+	for _, tool := range []string{vsftpdPath(), "curl", "lftp"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (Debian packages vsftpd, curl, lftp; .ci/run installs them)", tool)
 		}
@@ -120,6 +120,15 @@ func requireFTPTools(t *testing.T) {
 	if _, err := os.Stat("/var/run/vsftpd/empty"); err != nil {
 		t.Skip("no /var/run/vsftpd/empty (the vsftpd package creates it)")
 	}
+}
+
+// vsftpdPath is vsftpd from $PATH, or where Debian puts it (/usr/sbin is
+// not on every user's path).
+func vsftpdPath() string {
+	if p, err := exec.LookPath("vsftpd"); err == nil {
+		return p
+	}
+	return "/usr/sbin/vsftpd"
 }
 
 // setupFTP builds the lab, starts vsftpd on both servers and ipfront with
@@ -153,7 +162,7 @@ func setupFTP(t *testing.T) *ftpEnv {
 		if err := s.configure(); err != nil {
 			t.Fatal(err)
 		}
-		p, err := l.StartProc(h.NS, "vsftpd-"+h.Role, logTo("vsftpd-"+h.Role), "vsftpd", filepath.Join(s.dir, "vsftpd.conf"))
+		p, err := l.StartProc(h.NS, "vsftpd-"+h.Role, logTo("vsftpd-"+h.Role), vsftpdPath(), filepath.Join(s.dir, "vsftpd.conf"))
 		if err != nil {
 			t.Fatal(err)
 		}
