@@ -91,8 +91,12 @@ func TestGeneratorRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The limit is the property: never more than rate*duration plus the
+	// bucket's depth. Below it, only a generator that loses the CPU to
+	// other work (make test runs packages side by side on two cores) falls
+	// short, so the lower bound only catches a limiter that is grossly off.
 	want := cfg.Rate * cfg.Duration.Seconds()
-	if got := float64(res.Sent); got < 0.9*want || got > want+float64(2*DefaultBatch) {
+	if got := float64(res.Sent); got < 0.75*want || got > want+float64(2*DefaultBatch) {
 		t.Errorf("sent %d frames at %v pps for %v, want about %.0f", res.Sent, cfg.Rate, cfg.Duration, want)
 	}
 	if res.RateWaits == 0 {
