@@ -252,6 +252,8 @@ func TestNATTwoArmedIPv6(t *testing.T) { testNAT(t, lab.NATTwoArmed, true) }
 
 func TestNATOneArmedIPv4(t *testing.T) { testNAT(t, lab.NATOneArmed, false) }
 
+func TestNATOneArmedIPv6(t *testing.T) { testNAT(t, lab.NATOneArmed, true) }
+
 // testNAT sends 300 TCP connections through a NAT set weighted 1:2:3, every
 // echoed byte verified and each server's share checked, then 50 UDP flows of
 // 20 datagrams each answered; every server must have seen the client's own
