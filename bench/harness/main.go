@@ -392,6 +392,7 @@ func (h *harness) packetSteps(ctx context.Context, e *env) {
 			base = filepath.Join(h.testBin, "ipfront_base")
 			r.overheadBase, r.overheadBaseSubject = info["base"], info["base_subject"]
 		}
+		r.overheadRate = l.rate
 		r.overhead = e.profileOverhead(ctx, l, flows, nil, base)
 		errs := []error{writeProfText(filepath.Join(h.out, "overhead.txt"), r.overhead)}
 		for _, o := range r.overhead {

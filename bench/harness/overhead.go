@@ -752,9 +752,11 @@ func overheadSection(w *strings.Builder, r *results) {
 	fmt.Fprintf(w, "xskfwd (bench/xskfwd) is the floor under ipfront: the same steering XDP program (fastpath/steer, loaded by\n")
 	fmt.Fprintf(w, "each), the same socket adapter (fastpath/xsk) with the same rings, batch and frame size, and only a MAC rewrite\n")
 	fmt.Fprintf(w, "between receive and transmit. Each ran once more, after the tables above, under the same offered load\n")
-	fmt.Fprintf(w, "(%.0f kpps, %.0f%% of what xskfwd delivered in the forwarding table, so both keep up and every cost compares frame for\n",
-		x.DelivPPS()/1e3, 100*profLoadShare)
-	fmt.Fprintf(w, "frame), with the forwarding table's placement (the DUT's receive NAPI and the egress on its core). Over %.1f s of\n", x.Seconds)
+	fmt.Fprintf(w, "(%.0f kpps offered, %.0f%% of what xskfwd delivered in the forwarding table, so that both keep up and every cost\n",
+		r.overheadRate/1e3, 100*profLoadShare)
+	fmt.Fprintf(w, "compares frame for frame; a forwarder that delivered less than offered in its window, below, dropped, and its\n")
+	fmt.Fprintf(w, "receive-side items then include frames it did not deliver), with the forwarding table's placement (the DUT's\n")
+	fmt.Fprintf(w, "receive NAPI and the egress on its core). Over %.1f s of\n", x.Seconds)
 	fmt.Fprintf(w, "each: `perf record -e cpu-clock -c %d -g -a` (a sample per %d µs of CPU time, idle included, kernel frames and\n",
 		perfPeriodNs, perfPeriodNs/1000)
 	fmt.Fprintf(w, "call chains included), the kernel's BPF run-time statistics (`BPF_ENABLE_STATS`, what `sysctl\n")

@@ -26,6 +26,7 @@ type results struct {
 	// overheadBase* describe the base daemon of the overhead profile (see
 	// bench/harness.sh daemon_base): its revision, or why it was not run.
 	overheadBase, overheadBaseSubject, overheadBaseSkip string
+	overheadRate                                        float64     // offered pps of the profiled windows
 	syn                                                 []pktResult // ipfront, SYN-only new flows
 	scaling                                             []pktResult
 	sweep                                               []pktResult

@@ -84,6 +84,9 @@ func writeTuning(path string, r *results) error {
 	fmt.Fprintf(&w, "| DUT queues | offered kpps | delivered kpps | drops | DUT CPU s/Mpkt |\n|---:|---:|---:|---:|---:|\n")
 	for i := range r.scaling {
 		s := &r.scaling[i]
+		if !strings.HasPrefix(s.Key, "ipfront-") {
+			continue // the other peers of the scaling table are in BENCHMARKS.md
+		}
 		if s.Err != nil || s.Deliv == 0 {
 			fmt.Fprintf(&w, "| %d | %s | | | |\n", s.Cfg.queues, status(s))
 			continue
@@ -92,6 +95,18 @@ func writeTuning(path string, r *results) error {
 			100*safeDiv(float64(s.Drops()), float64(s.Sent)), f2(deciding(s)))
 	}
 	fmt.Fprintf(&w, "\nOn 2 vCPUs the generators share the cores with the workers, so this only shows whether a second queue helps here.\n\n")
+	fmt.Fprintf(&w, "Where the queue's receive processing runs matters as much as where the worker runs. In copy mode the kernel runs\n")
+	fmt.Fprintf(&w, "the steering program and copies every frame into the UMEM in the queue's NAPI, before the worker sees it; a frame\n")
+	fmt.Fprintf(&w, "the worker has no room for is dropped only after that work. On the worker's own core (interrupt or NAPI thread\n")
+	fmt.Fprintf(&w, "there) an overload therefore takes the core from the worker (receive livelock: the forwarding table's drops);\n")
+	fmt.Fprintf(&w, "on another core it takes that core's time instead.")
+	if ipf, raw := find(r.user, "ipfront-busy"), find(r.user, "xskfwd-busy"); ipf != nil && raw != nil {
+		fmt.Fprintf(&w, " With the receive processing on the generator's core and the worker alone on its own (BENCHMARKS.md,\n")
+		fmt.Fprintf(&w, "\"One core each\"), ipfront delivered %s kpps and xskfwd %s kpps in this run.", kpps(ipf.DelivPPS()), kpps(raw.DelivPPS()))
+	}
+	fmt.Fprintf(&w, " With zero-copy (no copy, and a\n")
+	fmt.Fprintf(&w, "drop costs next to nothing) keep a queue's interrupt on its worker's core; in copy mode give the interrupt a core\n")
+	fmt.Fprintf(&w, "of its own, or use busy_poll = false.\n\n")
 
 	fmt.Fprintf(&w, "## max_associations\n\n")
 	fmt.Fprintf(&w, "The association table is allocated once: 64 bytes per association (two 32-byte slots, load factor <= 1/2),\n")
