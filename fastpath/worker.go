@@ -419,7 +419,10 @@ func (w *Worker) forward(n int, now uint32) {
 		w.engine.countPunted(punted)
 	}
 	w.flushHandoff()
-	w.transmit(tx)
+	if len(tx) > 0 {
+		// Kicks the kernel at once: a partial batch never waits for more.
+		w.transmit(tx)
+	}
 	w.port.Recycle()
 }
 
