@@ -89,9 +89,12 @@ balance = { enabled = false }
 			t.Errorf("record %+v, want group hsao, server %s (%s), 5 flows", r, s, e.host(s).IPv4)
 		}
 	}
-	if c := p.Counters; c.Made != 60 || c.Found != 40 || c.Full != 0 || c.OwnedPort != 0 {
-		t.Errorf("counters %+v, want 60 records made, 40 found (4 data flows of each transfer client), none full, no owned port", c)
-	}
+	// Workers publish their counters a few batches late: wait for them.
+	e.waitFor(5*time.Second, "persistence counters", func() (bool, string) {
+		c := e.persistence("").Counters
+		return c.Made == 60 && c.Found == 40 && c.Full == 0 && c.OwnedPort == 0,
+			fmt.Sprintf("counters %+v, want 60 records made, 40 found (4 data flows of each transfer client), none full, no owned port", c)
+	})
 	tb := findTable(t, e.ctlOK("persistence", "--set", "hsao").stdout,
 		"GROUP", "CLIENT", "SERVER", "ADDRESS", "AGE", "EXPIRES-IN", "WORKERS", "FLOWS", "SETS")
 	if row := tb.row(t, "CLIENT", clients[0].String()+"/32"); row["SERVER"] != ctls[0].server || row["FLOWS"] != "5" {
@@ -204,9 +207,11 @@ ipv6_prefix = 112
 			t.Errorf("record %d = %+v, want %s in group transfers (ctl, data) on %s with %d flows", i, r, prefix, want, len(got[i]))
 		}
 	}
-	if c := p.Counters; c.Made != 2 || c.Found != uint64(len(got[0])+len(got[1])-2) {
-		t.Errorf("counters %+v, want 2 records made and every other flow found (%d)", c, len(got[0])+len(got[1])-2)
-	}
+	wantFound := uint64(len(got[0]) + len(got[1]) - 2)
+	e.waitFor(5*time.Second, "persistence counters", func() (bool, string) {
+		c := e.persistence("").Counters
+		return c.Made == 2 && c.Found == wantFound, fmt.Sprintf("counters %+v, want 2 records made and every other flow found (%d)", c, wantFound)
+	})
 	e.requireNoDrops("two VIPs")
 }
 
