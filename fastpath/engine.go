@@ -184,6 +184,7 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 			sink += e.shard.Prefetch(e.homes[i])
 		}
 	}
+	sink += e.natPrefetch(n) // NAT replies' home lines (forward_nat.go)
 	// By now the home lines have arrived: resolve every lookup they
 	// answer, and load the next line of those that continue, again with
 	// the misses overlapping instead of stalling inside Find one by one.

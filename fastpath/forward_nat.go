@@ -478,6 +478,7 @@ type natState struct {
 	// e.hashes and e.homes hold the key of the first one's flow.
 	pre   [MaxBatch]bool
 	cands [MaxBatch][]natCand
+	npre  int // frames natPrepare keyed since the last natPrefetch
 
 	// Last client route looked up: replies mostly go to few clients.
 	lastRoutes     *Routes
@@ -587,7 +588,8 @@ func (e *Engine) forwardNAT(frame []byte, ts *TargetSet, slot uint8, i int) Acti
 
 // natPrepare is Process's first pass for frame i, which no set serves: if
 // a NAT server sent it, it notes the server's sets and computes the flow key
-// of the first, loading its home line with the rest of the batch's.
+// of the first and its home line, which natPrefetch loads with the rest of
+// the batch's.
 func (e *Engine) natPrepare(t *Tables, f *packet.Flow, i int) {
 	cands := t.nat.lookup(&f.Src)
 	e.nat.cands[i] = cands
@@ -598,8 +600,25 @@ func (e *Engine) natPrepare(t *Tables, f *packet.Flow, i int) {
 	e.keys[i] = assoc.PackFlow(&f.Dst, f.DstPort, f.Proto, cands[0].ts.ID)
 	h := e.keys[i].Hash()
 	e.hashes[i], e.homes[i] = h, e.shard.Home(h)
-	e.sink += e.shard.Prefetch(e.homes[i])
 	e.nat.pre[i] = true
+	e.nat.npre++
+}
+
+// natPrefetch loads the home lines of the batch's NAT replies (its first n
+// frames), in a loop of their own like Process's prefetching loop, so their
+// misses overlap; it costs one comparison in a batch without replies.
+func (e *Engine) natPrefetch(n int) uint64 {
+	if e.nat.npre == 0 {
+		return 0
+	}
+	e.nat.npre = 0
+	var sink uint64
+	for i := 0; i < n; i++ {
+		if e.sets[i] == nil && e.nat.pre[i] {
+			sink += e.shard.Prefetch(e.homes[i])
+		}
+	}
+	return sink
 }
 
 // forwardNATOther handles a frame addressed to no port of any target set
