@@ -206,6 +206,35 @@ func (e *natEnv) natCounters(t *testing.T) map[string]any {
 	return c
 }
 
+// checkTranslationsListed: the API (and so ipfront ctl assoc) shows each NAT
+// association's translation, VIP -> the server it names.
+func (e *natEnv) checkTranslationsListed(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body, err := lab.GetJSON(ctx, e.lab.LB().NS, apiURL+"/v1/associations?limit=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Associations []struct {
+			Address string `json:"address"`
+			NAT     string `json:"nat"`
+		} `json:"associations"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Associations) == 0 {
+		t.Fatal("/v1/associations lists no association after the traffic")
+	}
+	for _, a := range r.Associations {
+		if want := e.vip.String() + "->" + a.Address; a.Address != "" && a.NAT != want {
+			t.Errorf("association to %s lists translation %q, want %q", a.Address, a.NAT, want)
+		}
+	}
+}
+
 // closedPort is a port of the NAT set on which the servers listen to
 // nothing: their kernels answer UDP with an ICMP port unreachable error.
 const closedPort = 7011
@@ -288,6 +317,7 @@ func testNAT(t *testing.T, mode lab.NATMode, v6 bool) {
 	}
 	e.checkClientAddress(t)
 	e.checkICMPFromServer(t)
+	e.checkTranslationsListed(t)
 	if c := e.natCounters(t); c["dropped"] != float64(0) {
 		t.Errorf("ipfront dropped %v frames (%v), want none", c["dropped"], c["drops"])
 	}

@@ -245,7 +245,7 @@ func checkCtlAssoc(e *spEnv, hold lab.HoldReport, want map[string]int, total int
 	}
 
 	out := e.ctlOK("assoc", "--client", client, "--limit", "1000")
-	tb := findTable(t, out.stdout, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER")
+	tb := findTable(t, out.stdout, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER", "NAT")
 	if len(tb.rows) != total {
 		t.Errorf("ctl assoc: %d rows, want %d", len(tb.rows), total)
 	}

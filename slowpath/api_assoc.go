@@ -226,11 +226,18 @@ func listAssociations(workers []PlaneWorker, t *fastpath.Tables, q assocQuery, n
 			Worker: workers[e.pos.shard].Name(), Client: netip.AddrFrom16(e.k.Addr).Unmap(), Port: e.k.Port,
 			Protocol: config.Proto(e.k.Proto).String(), Idle: assoc.Age(now, e.v.LastSeen), Flags: assocFlags(e.v.Flags),
 		}
-		if ts := t.Set(e.k.Set); ts != nil {
+		ts := t.Set(e.k.Set)
+		if ts != nil {
 			info.Set = ts.Name
 		}
 		if s := serverOf(t, &e.k, e.v); s != nil {
 			info.Server, info.Address = s.Name, s.Addr.String()
+			if e.v.NAT && ts != nil {
+				info.NAT = netip.AddrFrom16(ts.VIP).Unmap().String() + "->" + info.Address
+			}
+		}
+		if e.v.NAT && e.k.Proto == 6 {
+			info.SeqOffset = int32(e.v.Tag)
 		}
 		rep.Associations = append(rep.Associations, info)
 	}

@@ -196,6 +196,12 @@ type Association struct {
 	Address string   `json:"address"`
 	Idle    uint32   `json:"idle_seconds"`    // since the flow's last packet
 	Flags   []string `json:"flags,omitempty"` // "fin", "rst", "shutdown", "tag"
+	// NAT is the translation of a flow of a NAT set, "VIP->server
+	// address" (ports are kept); empty for DSR.
+	NAT string `json:"nat,omitempty"`
+	// SeqOffset is, for a NAT TCP flow whose payload a helper rewrote, the
+	// bytes the rewrites added to the server's stream so far.
+	SeqOffset int32 `json:"seq_offset,omitempty"`
 }
 
 // Alarms is the body of GET /v1/alarms: active alarms first, then cleared

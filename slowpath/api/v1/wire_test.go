@@ -42,7 +42,8 @@ func samples() map[string]any {
 		"server": server,
 		"associations": v1.Associations{NextCursor: "AQAAAAAAAAAAAA",
 			Associations: []v1.Association{{Worker: "eth1/0", Client: netip.MustParseAddr("203.0.113.7"), Port: 1000,
-				Protocol: "tcp", Set: "web", Server: "web-a", Address: "198.51.100.11", Idle: 4, Flags: []string{"fin", "rst"}}}},
+				Protocol: "tcp", Set: "web", Server: "web-a", Address: "198.51.100.11", Idle: 4, Flags: []string{"fin", "rst"},
+				NAT: "192.0.2.10->198.51.100.11", SeqOffset: -3}}},
 		"alarms": v1.Alarms{Alarms: []v1.Alarm{
 			{ID: "web-1", Set: "web", Active: true, Raised: raised, Deviation: 0.125,
 				Servers: []v1.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}},

@@ -190,7 +190,7 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows = checkTable(t, lines(out), "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER")
+	rows = checkTable(t, lines(out), "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER", "NAT")
 	if len(rows) != 4 || rows[0][0] != "203.0.113.7" || rows[0][2] != "tcp" || rows[0][4] != "web-b" || rows[0][7] != "-" {
 		t.Errorf("assoc rows = %q", rows)
 	}
@@ -199,7 +199,7 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 		t.Fatalf("assoc stderr = %q, want a cursor hint", stderr)
 	}
 	out = d.mustRun(t, "assoc", "--set", "web", "--limit", "4", "--server", "web-b", "--cursor", cursor)
-	if rows := checkTable(t, lines(out), "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER"); len(rows) != 2 {
+	if rows := checkTable(t, lines(out), "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER", "NAT"); len(rows) != 2 {
 		t.Errorf("second page = %q, want the 2 remaining", rows)
 	}
 

@@ -183,10 +183,14 @@ func printServers(w io.Writer, r *v1.Servers) {
 
 func printAssociations(w io.Writer, r *v1.Associations) {
 	tw := table(w)
-	row(tw, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER")
+	row(tw, "CLIENT", "PORT", "PROTO", "SET", "SERVER", "ADDRESS", "IDLE", "FLAGS", "WORKER", "NAT")
 	for _, a := range r.Associations {
+		nat := a.NAT
+		if a.SeqOffset != 0 {
+			nat += fmt.Sprintf("(seq%+d)", a.SeqOffset)
+		}
 		row(tw, a.Client, a.Port, a.Protocol, a.Set, orDash(a.Server), orDash(a.Address),
-			(time.Duration(a.Idle) * time.Second).String(), orDash(strings.Join(a.Flags, ",")), a.Worker)
+			(time.Duration(a.Idle) * time.Second).String(), orDash(strings.Join(a.Flags, ",")), a.Worker, orDash(nat))
 	}
 	tw.Flush()
 }
