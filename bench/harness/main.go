@@ -6,7 +6,8 @@
 // one run and with one generator (bench/pktgen's package gen, in process):
 // the in-kernel XDP ceiling, the raw AF_XDP forwarder (bench/xskfwd), ipfront,
 // Linux's own forwarding and load balancing (IP forwarding, nftables DNAT
-// with conntrack, nftables netdev L2 DSR), HAProxy and ipfront on real TCP,
+// with conntrack, nftables netdev L2 DSR), ipfront's NAT against nftables
+// DNAT on the NAT topology (nat.go), HAProxy and ipfront on real TCP,
 // UDP ping-pong latency, association memory, 1 and 2 queues, a batch and
 // ring size sweep, the Go microbenchmarks and an interleaved A/B of the
 // engine's per-packet benchmark against a base revision; then it writes the
@@ -252,6 +253,7 @@ func (h *harness) run(ctx context.Context, reportPath, tuningPath string) (err e
 	restoreCT := raiseConntrack(2 * h.p.flows())
 	defer restoreCT()
 	h.packetSteps(ctx, e)
+	h.natSteps(ctx, e)
 	h.tcpSteps(ctx, e)
 	if cerr := t.close(); cerr != nil {
 		r.fail("teardown", cerr)

@@ -145,6 +145,9 @@ type ipfCfg struct {
 	binary   string // the daemon to run; empty: <bin>/ipfront
 	// extra are more [dataplane] lines ("key = value"), for experiments.
 	extra []string
+	// forwarding is the target set's forwarding key ("nat"); empty: the
+	// default, DSR.
+	forwarding string
 	// napiDefer, if set, is "napi_defer_hard_irqs gro_flush_timeout" for
 	// the DUT's interface while ipfront runs (preferred busy polling).
 	napiDefer string
@@ -181,6 +184,9 @@ func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
 	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n[api]\nlisten = %q\npprof = %v\n", apiAddr, c.pprof)
 	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"bench\"\naddress = %q\nprotocols = [\"tcp\", \"udp\"]\nports = [\"*\"]\n", e.t.vip)
+	if c.forwarding != "" {
+		fmt.Fprintf(&b, "forwarding = %q\n", c.forwarding)
+	}
 	fmt.Fprintf(&b, "  [target_set.health]\n  type = \"none\"\n")
 	for _, s := range e.t.servers {
 		fmt.Fprintf(&b, "  [[target_set.server]]\n  address = %q\n  name = %q\n", s.ip, s.role)

@@ -22,6 +22,7 @@ type results struct {
 
 	packets  []pktResult // established-flow traffic, every peer
 	user     []pktResult // the same, one core each (placeRPS)
+	nat      []pktResult // the same load on the NAT topology: ipfront NAT and nftables DNAT (nat.go)
 	overhead []profRun   // xskfwd and ipfront profiled under the same load
 	// overheadBase* describe the base daemon of the overhead profile (see
 	// bench/harness.sh daemon_base): its revision, or why it was not run.
@@ -224,6 +225,7 @@ func (r *results) targets() (ts []target, capped bool) {
 		ts = append(ts, target{"ipfront (busy_poll=false) DUT CPU per Mpkt <= " + k.name + "'s", m,
 			verdict(ipfNB != nil && p != nil && deciding(ipfNB) <= deciding(p), ipfNB != nil && p != nil)})
 	}
+	ts = append(ts, natTargets(r.nat)...)
 	ts = append(ts, r.latencyTargets()...)
 	var proc *goBench
 	for i := range r.gobench {
@@ -424,7 +426,7 @@ func writeReport(path string, r *results) error {
 	}
 
 	ts, capped := r.targets()
-	fmt.Fprintf(&w, "## Targets (issues 3, 7 and 14), judged on this run\n\n")
+	fmt.Fprintf(&w, "## Targets (issues 3, 7, 8 and 14), judged on this run\n\n")
 	if capped {
 		fmt.Fprintf(&w, "The veth path caps everyone in this run (the do-nothing XDP ceiling delivers at most 1.25x the best kernel peer), so\n")
 		fmt.Fprintf(&w, "delivered pps cannot separate the peers and the CPU rows decide.\n\n")
@@ -461,6 +463,7 @@ func writeReport(path string, r *results) error {
 	}
 
 	userSection(&w, r)
+	natSection(&w, r)
 	overheadSection(&w, r)
 
 	fmt.Fprintf(&w, "\n## Real TCP: HAProxy against ipfront\n\n")
