@@ -257,7 +257,14 @@ func decodePorts(t table) []PortRange {
 	if !present {
 		return []PortRange{allPorts}
 	}
-	ports := make([]PortRange, len(elems))
+	return t.portList(elems, path, 0, `a port string such as "80" or "8000-8099"`)
+}
+
+// portList decodes a list of ports and port ranges at path: strings as
+// parsePortRange reads them, integers from lowest to 65535; example names
+// what an element of another type should have been.
+func (t table) portList(elems []any, path string, lowest int64, example string) []PortRange {
+	out := make([]PortRange, len(elems))
 	for i, e := range elems {
 		ep := elem(path, i)
 		switch e := e.(type) {
@@ -266,18 +273,18 @@ func decodePorts(t table) []PortRange {
 			if problem != "" {
 				t.r.errorf(ep, hint, "%s", problem)
 			}
-			ports[i] = r
+			out[i] = r
 		case int64:
-			if e < 0 || e > 65535 {
+			if e < lowest || e > 65535 {
 				t.r.errorf(ep, "ports are 1..65535", "port %d is out of range", e)
 				continue
 			}
-			ports[i] = PortRange{First: uint16(e), Last: uint16(e)}
+			out[i] = PortRange{First: uint16(e), Last: uint16(e)}
 		default:
-			t.r.wrongType(ep, `a port string such as "80" or "8000-8099"`, e, "")
+			t.r.wrongType(ep, example, e, "")
 		}
 	}
-	return ports
+	return out
 }
 
 // parsePortRange parses "N", "N-M" or "*", returning what is wrong with it

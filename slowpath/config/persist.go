@@ -156,27 +156,7 @@ func decodeOwnedPorts(t table) []PortRange {
 	if !present || elems == nil {
 		return nil
 	}
-	out := make([]PortRange, len(elems))
-	for i, e := range elems {
-		ep := elem(path, i)
-		switch e := e.(type) {
-		case string:
-			r, problem, hint := parsePortRange(e)
-			if problem != "" {
-				t.r.errorf(ep, hint, "%s", problem)
-			}
-			out[i] = r
-		case int64:
-			if e < 1 || e > 65535 {
-				t.r.errorf(ep, "ports are 1..65535", "port %d is out of range", e)
-				continue
-			}
-			out[i] = PortRange{First: uint16(e), Last: uint16(e)}
-		default:
-			t.r.wrongType(ep, `a port range string such as "33001-33010"`, e, "")
-		}
-	}
-	return out
+	return t.portList(elems, path, 1, `a port range string such as "33001-33010"`)
 }
 
 // validatePersistence checks the persistence groups, every set's
