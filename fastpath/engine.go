@@ -323,14 +323,14 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	case pn.slot < MaxServers:
 		slot = pn.slot
 	case ts.Method == MethodHash && ts.Persist != nil:
-		slot = persistHashSlot(ts, f)
+		slot = persistHashSlot(ts, &pn.key)
 	case ts.Method == MethodHash || idx < 0 || !found && !opening(f):
 		slot = hashSlot(ts, f)
 	default:
 		slot = e.selectServer(ts, f, i)
 	}
 	if slot < MaxServers && pn.slot >= MaxServers && ts.Persist != nil {
-		e.recordPersist(ts, f, pn, slot, now)
+		e.recordPersist(ts, pn, slot, now)
 	}
 	if slot >= MaxServers {
 		if found {

@@ -1,7 +1,7 @@
 package fastpath
 
 import (
-	"encoding/binary"
+	"net/netip"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/maglev"
@@ -81,32 +81,14 @@ type persistState struct {
 
 // persistKey is the key of the persistence record of client src in group p.
 func persistKey(p *Persistence, src *[16]byte) assoc.Packed {
-	a := *src
+	a := netip.AddrFrom16(*src)
 	bits := int(p.V6Bits)
-	if isMapped(&a) {
+	if a.Is4In6() {
 		bits = 96 + int(p.V4Bits)
 	}
-	maskAddr(&a, bits)
-	k := assoc.Key{Addr: a, Set: p.Group, Kind: assoc.KindPersist}
+	masked, _ := a.Prefix(bits)
+	k := assoc.Key{Addr: masked.Addr().As16(), Set: p.Group, Kind: assoc.KindPersist}
 	return k.Pack()
-}
-
-// isMapped reports whether a is an IPv4-mapped address (::ffff:a.b.c.d).
-func isMapped(a *[16]byte) bool {
-	return a[10] == 0xff && a[11] == 0xff && binary.LittleEndian.Uint64(a[0:8]) == 0 && a[8] == 0 && a[9] == 0
-}
-
-// maskAddr keeps the first bits bits of a and zeroes the rest.
-func maskAddr(a *[16]byte, bits int) {
-	for i := range a {
-		switch {
-		case bits >= 8*(i+1):
-		case bits <= 8*i:
-			a[i] = 0
-		default:
-			a[i] &= byte(0xff << (8*(i+1) - bits))
-		}
-	}
 }
 
 // slotOfAddr returns the slot of the server with address id id in ts, or
@@ -135,6 +117,7 @@ func keepsClients(ts *TargetSet, slot uint8) bool {
 type pin struct {
 	slot   uint8
 	record int
+	key    assoc.Packed // the client's persistence key; zero without persistence
 }
 
 // pinned decides a new association of flow f of ts by port ownership, then
@@ -160,7 +143,7 @@ func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
 			if slot := slotOfAddr(ts, e.shard.Aux(idx)); slot < MaxServers && keepsClients(ts, slot) {
 				e.shard.Touch(idx, now)
 				e.local.PersistFound++
-				return pin{slot: slot, record: -1}
+				return pin{slot: slot, record: -1, key: key}
 			}
 		}
 		stale = idx
@@ -183,30 +166,29 @@ func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
 			e.shard.PutPacked(idx, &key, copied)
 			e.persist.live++
 		}
-		return pin{slot: slot, record: -1}
+		return pin{slot: slot, record: -1, key: key}
 	}
-	return pin{slot: maglev.NoBackend, record: stale}
+	return pin{slot: maglev.NoBackend, record: stale, key: key}
 }
 
 // persistHashSlot is the hash method's choice for the first flow of a client
-// of a persistence set: by the masked client address alone, so that a
-// client's first flows arriving on two queues at once choose alike.
-func persistHashSlot(ts *TargetSet, f *packet.Flow) uint8 {
-	key := persistKey(ts.Persist, &f.Src)
+// of a persistence set: by the masked client address alone (the key pinned
+// made), so that a client's first flows arriving on two queues at once
+// choose alike.
+func persistHashSlot(ts *TargetSet, key *assoc.Packed) uint8 {
 	k := key.Key()
 	return ts.Maglev.Lookup(maglev.Hash(k.Addr, 0, 0))
 }
 
-// recordPersist records the method's choice slot for the client of flow f
+// recordPersist records the method's choice slot for the client pn names
 // in ts's persistence group: in the record slot pinned found (stale, or
 // pointing at a server being left), else in a new record if the shard has
 // room for one.
-func (e *Engine) recordPersist(ts *TargetSet, f *packet.Flow, pn pin, slot uint8, now uint32) {
-	p := ts.Persist
-	if p == nil {
+func (e *Engine) recordPersist(ts *TargetSet, pn pin, slot uint8, now uint32) {
+	if ts.Persist == nil {
 		return
 	}
-	key := persistKey(p, &f.Src)
+	key := pn.key
 	v := assoc.Value{Tag: ts.Servers[slot].AddrID, LastSeen: now}
 	idx, found := pn.record, true
 	if idx < 0 {
