@@ -349,15 +349,7 @@ func returnInstructions(retFD, localFD, xsksFD int) asm.Instructions {
 		asm.Add.Imm(asm.R2, -16),
 		asm.FnMapLookupElem.Call(),
 		asm.JNE.Imm(asm.R0, 0, "out"),
-		asm.LoadMem(asm.R2, asm.R6, xdpMDRxQueueIndex, asm.Word),
-		asm.LoadMapPtr(asm.R1, xsksFD),
-		asm.Mov.Imm(asm.R3, xdpPass),
-		asm.FnRedirectMap.Call(),
-		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.Mov.Imm(asm.R8, ctrRedirectedReturn),
-		asm.JEq.Imm(asm.R0, xdpRedirect, "out"),
-		asm.Mov.Imm(asm.R8, ctrPassNoSocket),
-		asm.Ja.Label("out"),
 	)
-	return insns
+	insns = append(insns, redirectToQueue(xsksFD, ctrRedirectedReturn)...)
+	return append(insns, asm.Ja.Label("out"))
 }

@@ -315,18 +315,27 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 		asm.Add.Imm(asm.R2, -16),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "nat"),
+	)
+	insns = append(insns, redirectToQueue(xsksFD, ctrRedirected)...)
+	insns = append(insns, countAndReturn(countersFD)...)
+	return insns
+}
 
+// redirectToQueue redirects the frame to the socket of its RX queue (R6 is
+// the xdp_md context) and leaves the verdict in R7 and the counter to bump
+// in R8: counter on success, ctrPassNoSocket when the queue has no socket
+// (the frame then passes to the kernel). Both end at label "out".
+func redirectToQueue(xsksFD int, counter int32) asm.Instructions {
+	return asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R6, xdpMDRxQueueIndex, asm.Word),
 		asm.LoadMapPtr(asm.R1, xsksFD),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),
 		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.Mov.Imm(asm.R8, ctrRedirected),
+		asm.Mov.Imm(asm.R8, counter),
 		asm.JEq.Imm(asm.R0, xdpRedirect, "out"),
 		asm.Mov.Imm(asm.R8, ctrPassNoSocket),
-	)
-	insns = append(insns, countAndReturn(countersFD)...)
-	return insns
+	}
 }
 
 // The program is steerInstructions followed by returnInstructions (nat.go),
