@@ -238,15 +238,7 @@ func (l *Lab) build() error {
 
 	// The bridge and every veth pair, made in the switch namespace with the
 	// host end created directly in the host's namespace.
-	var sw strings.Builder
-	fmt.Fprintf(&sw, "link add %s type bridge stp_state 0 mcast_snooping 0\n", BridgeName)
-	for _, h := range hosts {
-		port := "p-" + h.Role
-		fmt.Fprintf(&sw, "link add %s type veth peer name %s address %s netns %s\n", port, h.Ifname, h.MAC, h.NS)
-		fmt.Fprintf(&sw, "link set %s master %s up\n", port, BridgeName)
-	}
-	fmt.Fprintf(&sw, "link set %s up\n", BridgeName)
-	if err := ipBatch(l.sw, sw.String()); err != nil {
+	if err := bridgeHosts(l.sw, hosts); err != nil {
 		return err
 	}
 
@@ -535,4 +527,19 @@ func Remove(prefix string) (bool, error) {
 		}
 	}
 	return found, errors.Join(errs...)
+}
+
+// bridgeHosts makes, in the switch namespace sw, the lab bridge and a veth
+// pair per host: the bridge port "p-<role>" enslaved and up, the host end
+// created directly in the host's namespace with its name and MAC.
+func bridgeHosts(sw string, hosts []Host) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "link add %s type bridge stp_state 0 mcast_snooping 0\n", BridgeName)
+	for _, h := range hosts {
+		port := "p-" + h.Role
+		fmt.Fprintf(&b, "link add %s type veth peer name %s address %s netns %s\n", port, h.Ifname, h.MAC, h.NS)
+		fmt.Fprintf(&b, "link set %s master %s up\n", port, BridgeName)
+	}
+	fmt.Fprintf(&b, "link set %s up\n", BridgeName)
+	return ipBatch(sw, b.String())
 }

@@ -35,7 +35,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"strconv"
-	"strings"
 )
 
 // NATMode is the shape of a NAT lab.
@@ -176,15 +175,7 @@ func (n *NATLab) build() error {
 	}
 
 	// The servers' segment: a bridge with a port per spoke.
-	var sw strings.Builder
-	fmt.Fprintf(&sw, "link add %s type bridge stp_state 0 mcast_snooping 0\n", BridgeName)
-	for _, h := range spokes {
-		port := "p-" + h.Role
-		fmt.Fprintf(&sw, "link add %s type veth peer name %s address %s netns %s\n", port, h.Ifname, h.MAC, h.NS)
-		fmt.Fprintf(&sw, "link set %s master %s up\n", port, BridgeName)
-	}
-	fmt.Fprintf(&sw, "link set %s up\n", BridgeName)
-	if err := ipBatch(n.sw, sw.String()); err != nil {
+	if err := bridgeHosts(n.sw, spokes); err != nil {
 		return err
 	}
 	// The client's link: straight to ipfront's clients' arm or the router.
