@@ -81,7 +81,16 @@ func setup(t *testing.T, v6 bool, weights []int) *env {
 	})
 
 	cfg := writeConfig(t, e.vip, l.Servers(), weights)
-	ipf, err := l.StartProc(l.LB().NS, "ipfront", logTo("ipfront"), ipfrontBin, "run", "--config", cfg)
+	startIpfront(t, ctx, l, cfg, logTo("ipfront"))
+	return e
+}
+
+// startIpfront runs ipfront with cfg in the lab's load-balancer namespace,
+// its output to log, waits until its API says ready, and stops it (SIGTERM,
+// a clean exit required) and logs its counters when the test ends.
+func startIpfront(t *testing.T, ctx context.Context, l *lab.Lab, cfg string, log io.Writer) {
+	t.Helper()
+	ipf, err := l.StartProc(l.LB().NS, "ipfront", log, ipfrontBin, "run", "--config", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +103,6 @@ func setup(t *testing.T, v6 bool, weights []int) *env {
 		t.Fatalf("ipfront not ready: %v", err)
 	}
 	logCountersAtCleanup(t, l.LB().NS, apiURL, true)
-	return e
 }
 
 // logCountersAtCleanup logs ipfront's counters when the test ends. Register

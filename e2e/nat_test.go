@@ -76,19 +76,7 @@ func natSetup(t *testing.T, mode lab.NATMode, v6 bool, weights []int) *natEnv {
 		e.installCounters(t, s)
 	}
 	cfg := e.writeConfig(t, weights)
-	ipf, err := l.StartProc(l.LB().NS, "ipfront", logTo("ipfront"), ipfrontBin, "run", "--config", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ipf.Stop(10 * time.Second); err != nil {
-			t.Errorf("ipfront did not exit cleanly on SIGTERM: %v", err)
-		}
-	})
-	if err := lab.WaitReady(ctx, l.LB().NS, apiURL+"/v1/status", ipf.Done()); err != nil {
-		t.Fatalf("ipfront not ready: %v", err)
-	}
-	logCountersAtCleanup(t, l.LB().NS, apiURL, true)
+	startIpfront(t, ctx, l.Lab, cfg, logTo("ipfront"))
 	return e
 }
 
