@@ -127,7 +127,7 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 		d.attached = append(d.attached, at)
 		ifc.XDPMode = at.Mode()
 	}
-	wireWorkers(d.ifaces, d.workers) // NAT: peers' shards, interface MACs, hand-off rings (handoff.go)
+	wireWorkers(d.ifaces, d.workers, int(cfg.RingSize)) // NAT: peers' shards, interface MACs, hand-off rings (handoff.go)
 	for _, w := range d.workers {
 		if err := w.start(); err != nil {
 			return nil, err
