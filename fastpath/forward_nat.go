@@ -723,10 +723,11 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 		}
 		srv := &ts.Servers[c.slot]
 		mine := found && v.Server == c.slot && v.Gen == srv.Gen
-		if found && !mine && ts.Helper != HelperNone {
-			// A client port reused across destinations can leave a
+		if found && !mine {
+			// A client port reused across destination ports can leave a
 			// finished connection's record, naming another server, in
-			// one shard while this server's flow is in another.
+			// one shard while this server's flow is in another (RSS
+			// hashes the destination port too).
 			v, idx, mine = e.natLookupServer(&k, c.slot, srv.Gen)
 		}
 		switch {

@@ -444,6 +444,56 @@ func TestNATReplyAcrossShards(t *testing.T) {
 	}
 }
 
+// TestNATReplyPastStaleRecord: a client that reuses a source port towards
+// another port of a plain NAT set can reach another RX queue (RSS hashes the
+// destination port too), so the new connection's record, naming server 0,
+// is in one worker's shard while the finished one's, naming server 1,
+// lingers in another's. Server 0's replies are translated, whichever shard
+// the reply's worker reads first.
+func TestNATReplyPastStaleRecord(t *testing.T) {
+	tab := natTables(t)
+	a, b := newEngine(t, 64, tab), newEngine(t, 64, tab)
+	for _, e := range []*Engine{a, b} {
+		e.SetPeers([]*assoc.Shard{a.Shard(), b.Shard()})
+		e.SetInterfaces([][6]byte{otherMAC, lbMAC})
+	}
+	ts := tab.Set(natSetTwo)
+	if ts.Helper != HelperNone {
+		t.Fatalf("set %d has a helper; this test is about plain NAT sets", natSetTwo)
+	}
+	port := uint16(42000)
+	for maglevSlot(ts, natC4, port, packet.ProtoTCP) != 1 { // the stateless hash must not make the reply ours
+		port++
+	}
+	k := assoc.Key{Addr: natC4.As16(), Port: port, Proto: packet.ProtoTCP, Set: natSetTwo}
+	b.ApplyControl(&ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 1, Gen: 1, NAT: true, LastSeen: 1}})
+	a.ApplyControl(&ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 0, Gen: 1, NAT: true, LastSeen: 1}})
+	rep := packet.FrameSpec{SrcMAC: lbMAC, DstMAC: lbMAC, Src: natServer(natSetTwo, 0, false), Dst: natC4, Proto: packet.ProtoTCP,
+		SrcPort: vipPort, DstPort: port, TCPFlags: packet.TCPFlagACK, Seq: 1, Ack: 1}
+	for _, e := range []*Engine{a, b} {
+		frame := encode(t, rep)
+		if act := send(e, 1, frame)[0]; act != Transmit {
+			t.Fatalf("server 0's reply past the stale record: verdict = %d, want Transmit", act)
+		}
+		if got := packet.IPv4(frame[packet.EthernetHeaderLen:]).Src(); got != natVIPTwo.As4() {
+			t.Errorf("reply source = %v, want %v", got, natVIPTwo)
+		}
+	}
+	// Only records naming server 1 anywhere: server 0's packet to that
+	// client port is not translated.
+	other := port + 1
+	for maglevSlot(ts, natC4, other, packet.ProtoTCP) != 1 {
+		other++
+	}
+	k.Port = other
+	a.ApplyControl(&ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 1, Gen: 1, NAT: true, LastSeen: 1}})
+	b.ApplyControl(&ControlMsg{Op: ControlInsert, Key: k, Value: assoc.Value{Server: 1, Gen: 1, NAT: true, LastSeen: 1}})
+	rep.DstPort = other
+	if act := send(b, 1, encode(t, rep))[0]; act != Drop {
+		t.Errorf("server 0 to a client port only server 1 holds: verdict = %d, want Drop", act)
+	}
+}
+
 // TestNATRewriteRandom checks the incremental rewrites against full
 // recomputation on seeded random packets, gVisor style: each packet is
 // translated in place (addresses either way, sequence and acknowledgement
