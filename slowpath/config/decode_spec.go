@@ -94,6 +94,9 @@ func decodeAPI(t table) API {
 		Listen: t.str("listen", defaultListen),
 		Token:  t.str("token", ""),
 		PProf:  t.boolean("pprof", false),
+
+		TLSCert: t.str("tls_cert", ""),
+		TLSKey:  t.str("tls_key", ""),
 	}
 }
 

@@ -142,6 +142,25 @@ xdp_mode = "Native"
 		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"0.0.0.0:9180\"\n",
 		want: []wantErr{{4, 10, `api.listen: "0.0.0.0:9180" is reachable from other hosts but api.token is empty`}},
 	}, {
+		name: "api with a token on a public address but no TLS",
+		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"0.0.0.0:9180\"\ntoken = \"t\"\n",
+		want: []wantErr{{4, 10, `api.listen: "0.0.0.0:9180" is reachable from other hosts but has no TLS: the token would travel in clear`}},
+	}, {
+		name: "api TLS key without certificate",
+		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"127.0.0.1:9180\"\ntls_key = \"/k.pem\"\n",
+		want: []wantErr{{5, 11, `api.tls_key: api.tls_key is set but api.tls_cert is not`}},
+	}, {
+		name: "api TLS files on relative paths",
+		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"127.0.0.1:9180\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+		want: []wantErr{
+			{5, 12, `api.tls_cert: "c.pem" is not an absolute path`},
+			{6, 11, `api.tls_key: "k.pem" is not an absolute path`},
+		},
+	}, {
+		name: "api TLS on a unix socket",
+		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"unix:/run/ipfront/api.sock\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n",
+		want: []wantErr{{5, 12, `api.tls_cert: TLS is for TCP listeners; "unix:/run/ipfront/api.sock" is a unix socket`}},
+	}, {
 		name: "api listen on a host name",
 		src:  "[dataplane]\ninterfaces = [\"eth1\"]\n[api]\nlisten = \"lb.example.com:9180\"\ntoken = \"t\"\n",
 		want: []wantErr{{4, 10, `listen host "lb.example.com" is not an IP address`}},

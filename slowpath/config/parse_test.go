@@ -119,6 +119,8 @@ format = "json"
 listen = "0.0.0.0:9000"
 token = "secret"
 pprof = true
+tls_cert = "/etc/ipfront/api.pem"
+tls_key = "/etc/ipfront/api.key"
 [[target_set]]
 name = "dns6"
 address = "2001:db8::53"
@@ -157,7 +159,7 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 				HugePages:             config.HugePagesOn,
 			}
 			s.Log = config.Log{Level: "debug", Format: "json"}
-			s.API = config.API{Listen: "0.0.0.0:9000", Token: "secret", PProf: true}
+			s.API = config.API{Listen: "0.0.0.0:9000", Token: "secret", PProf: true, TLSCert: "/etc/ipfront/api.pem", TLSKey: "/etc/ipfront/api.key"}
 			s.TargetSets = []config.TargetSet{{
 				Name:       "dns6",
 				Address:    netip.MustParseAddr("2001:db8::53"),

@@ -44,7 +44,7 @@ var (
 		"idle_spin", "prefer_busy_poll", "huge_pages",
 	}}
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
-	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof"}}
+	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof", "tls_cert", "tls_key"}}
 	targetSetSchema = &schema{"[[target_set]]", []string{
 		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
 		"delete_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",

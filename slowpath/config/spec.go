@@ -90,6 +90,13 @@ type API struct {
 	Listen string // "host:port" with an IP literal or localhost, or "unix:/absolute/path"
 	Token  string // bearer token; non-empty unless Listen is loopback or a unix socket
 	PProf  bool   // serve net/http/pprof on the API listener
+
+	// TLSCert and TLSKey are PEM files (absolute paths) of the certificate
+	// chain and private key the API serves TLS with: both or neither, TCP
+	// listeners only, required on a listener reachable from other hosts so
+	// the token never travels in clear.
+	TLSCert string
+	TLSKey  string
 }
 
 // Proto is an IP protocol number (IANA), so the fast path can compare it

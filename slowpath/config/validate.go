@@ -127,6 +127,32 @@ func (a *API) validate(r *reporter) {
 	case !loopback && a.Token == "":
 		r.errorf("api.listen", "set api.token, or listen on 127.0.0.1 or a unix socket",
 			"%s is reachable from other hosts but api.token is empty", quote(a.Listen))
+	case !loopback && a.TLSCert == "":
+		r.errorf("api.listen", "set api.tls_cert and api.tls_key, or listen on 127.0.0.1 or a unix socket",
+			"%s is reachable from other hosts but has no TLS: the token would travel in clear", quote(a.Listen))
+	}
+	a.validateTLS(r, problem == "")
+}
+
+// validateTLS checks the pair of TLS files: both or neither, absolute
+// paths, and a TCP listener to serve them on. Whether the files exist and
+// match is checked when the API starts, not here: a Spec does not depend on
+// the machine it is validated on.
+func (a *API) validateTLS(r *reporter, listenOK bool) {
+	for _, k := range []struct{ path, val string }{{"api.tls_cert", a.TLSCert}, {"api.tls_key", a.TLSKey}} {
+		if k.val != "" && !strings.HasPrefix(k.val, "/") {
+			r.errorf(k.path, `write an absolute path such as "/etc/ipfront/api.pem"`, "%s is not an absolute path", quote(k.val))
+		}
+	}
+	switch {
+	case (a.TLSCert == "") != (a.TLSKey == ""):
+		path, missing := "api.tls_cert", "api.tls_key"
+		if a.TLSCert == "" {
+			path, missing = "api.tls_key", "api.tls_cert"
+		}
+		r.errorf(path, "set both, or neither", "%s is set but %s is not", path, missing)
+	case a.TLSCert != "" && listenOK && strings.HasPrefix(a.Listen, "unix:"):
+		r.errorf("api.tls_cert", "remove tls_cert and tls_key, or listen on host:port", "TLS is for TCP listeners; %s is a unix socket", quote(a.Listen))
 	}
 }
 
