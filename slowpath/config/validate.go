@@ -26,6 +26,7 @@ func (s *Spec) validate(r *reporter) {
 	s.API.validate(r)
 	validateTargetSets(r, s.TargetSets)
 	validatePersistence(r, s) // persist.go
+	validateLimits(r, s)      // limits.go
 }
 
 func (d *Dataplane) validate(r *reporter) {
