@@ -107,7 +107,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
-	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/fastpath/packet"
 )
 
@@ -746,7 +745,7 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 		case control:
 			// A flow without a record went where the stateless hash
 			// sent it (the table was full); nothing else is ours.
-			if ts.Maglev.Lookup(maglev.Hash(f.Dst, f.DstPort, f.Proto)) != c.slot {
+			if ts.Maglev.Lookup(ts.Seed.Hash(f.Dst, f.DstPort, f.Proto)) != c.slot {
 				continue
 			}
 		default:

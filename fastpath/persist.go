@@ -177,7 +177,7 @@ func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
 // choose alike.
 func persistHashSlot(ts *TargetSet, key *assoc.Packed) uint8 {
 	k := key.Key()
-	return ts.Maglev.Lookup(maglev.Hash(k.Addr, 0, 0))
+	return ts.Maglev.Lookup(ts.Seed.Hash(k.Addr, 0, 0))
 }
 
 // recordPersist records the method's choice slot for the client pn names

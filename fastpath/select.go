@@ -202,7 +202,7 @@ func (e *Engine) allocGroups(t *Tables) {
 
 // hashSlot is MethodHash's choice for flow f.
 func hashSlot(ts *TargetSet, f *packet.Flow) uint8 {
-	return ts.Maglev.Lookup(maglev.Hash(f.Src, f.SrcPort, f.Proto))
+	return ts.Maglev.Lookup(ts.Seed.Hash(f.Src, f.SrcPort, f.Proto))
 }
 
 // selectServer picks the server of a new association for flow i of ts, a

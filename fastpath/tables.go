@@ -94,7 +94,11 @@ type TargetSet struct {
 	Ports         []PortRange
 	DeleteAge     uint32 // seconds of idleness after which an association is stale
 	Maglev        *maglev.Table
-	Servers       [MaxServers]Server
+	// Seed keys the flow hash that picks a server for a flow without an
+	// association ([dataplane] hash_seed; the same on every set). Zero:
+	// maglev.Unkeyed.
+	Seed    maglev.Seed
+	Servers [MaxServers]Server
 	// PeerGroups classifies clients into peer groups for MethodPeerAware:
 	// the first prefix containing the client decides.
 	PeerGroups []PeerPrefix
@@ -179,6 +183,9 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		}
 		if err := ts.prepareSelection(); err != nil {
 			return nil, fmt.Errorf("%w: target set %q: %w", ErrBadTables, ts.Name, err)
+		}
+		if ts.Seed.IsZero() {
+			ts.Seed = maglev.Unkeyed
 		}
 		if ts.DeleteAge > assoc.MaxAge {
 			ts.DeleteAge = assoc.MaxAge

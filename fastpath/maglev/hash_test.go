@@ -101,3 +101,37 @@ func TestHashAvalanche(t *testing.T) {
 	}
 	t.Logf("worst avalanche bias %.4f", worst)
 }
+
+// TestSeedKeysTheChoice: flows an attacker picked because the unkeyed hash
+// sends them all to one backend spread over the backends under a keyed
+// seed, and equal seeds (mated instances) choose alike.
+func TestSeedKeysTheChoice(t *testing.T) {
+	tab, err := New([]Backend{{Key: "a", Weight: 1}, {Key: "b", Weight: 1}, {Key: "c", Weight: 1}, {Key: "d", Weight: 1}}, DefaultSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var picked [][16]byte
+	for i := 0; len(picked) < 200; i++ {
+		a := [16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: byte(i >> 8), 15: byte(i)}
+		if tab.Lookup(Hash(a, 4000, 6)) == 0 {
+			picked = append(picked, a)
+		}
+	}
+	seed := NewSeed(0x5eed)
+	var per [4]int
+	for _, a := range picked {
+		per[tab.Lookup(seed.Hash(a, 4000, 6))]++
+		if got, again := seed.Hash(a, 4000, 6), NewSeed(0x5eed).Hash(a, 4000, 6); got != again {
+			t.Fatalf("equal seeds hash %x apart: %x, %x", a, got, again)
+		}
+	}
+	for b, n := range per {
+		if n < len(picked)/8 {
+			t.Errorf("keyed seed: backend %d got %d of %d flows the unkeyed hash sent to backend 0, want about a quarter (%v)",
+				b, n, len(picked), per)
+		}
+	}
+	if NewSeed(1) == NewSeed(2) || NewSeed(1) == Unkeyed {
+		t.Errorf("distinct seed values give equal seeds")
+	}
+}
