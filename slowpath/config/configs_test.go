@@ -49,6 +49,7 @@ func TestDemoConfig(t *testing.T) {
 		Method:     "hash",
 		Forwarding: "dsr",
 		DeleteAge:  30 * time.Second,
+		SynAge:     15 * time.Second, // half of delete_age, which is shorter than 2 * 60s
 		TableSize:  65537,
 		Servers: []config.Server{
 			{Name: "s1", Address: netip.MustParseAddr("198.51.100.11"), Weight: 1},

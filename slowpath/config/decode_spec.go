@@ -43,7 +43,10 @@ func decodeDataplane(t table) Dataplane {
 		IdleSpin:        t.duration("idle_spin", defaultIdleSpin),
 		PreferBusyPoll:  t.boolean("prefer_busy_poll", true),
 		HugePages:       t.str("huge_pages", HugePagesAuto),
+		PartialQueues:   t.boolean("partial_queues", false),
 	}
+	decodeHashSeed(t, &d) // hash.go
+	d.VLANs = decodeVLANs(t)
 	d.Interfaces, _ = t.strings("interfaces")
 	if cpus, _ := t.ints("cpus"); len(cpus) > 0 {
 		d.CPUs = cpus
@@ -117,6 +120,7 @@ func decodeTargetSet(t table) TargetSet {
 		OnServerFailure: t.str("on_server_failure", FailureReselect),
 		Balance:         decodeBalance(t.sub("balance")),
 	}
+	ts.SynAge = decodeSynAge(t, ts.DeleteAge) // syn_age.go
 	decodeHelperKeys(t, &ts)
 	ts.Address, _ = t.addr("address")
 	for _, st := range t.tables("server") {

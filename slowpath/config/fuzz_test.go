@@ -40,6 +40,8 @@ func FuzzParse(f *testing.F) {
 			"balance = {threshold = 0.3, clear = 0, window = \"1s\", sustain = \"0s\", enabled = false}\n",
 		"[dataplane]\ninterfaces = [\"eth1\"]\n[[target_set]]\nname = \"a\"\naddress = \"2001:db8::1\"\nports = [\"*\"]\n" +
 			"server = [{address = \"2001:db8::2\"}]\n[target_set.health]\ntype = \"none\"\n[target_set.balance]\nthreshold = 1\n",
+		"[dataplane]\ninterfaces = [\"eth1\"]\nqueues = [0]\npartial_queues = true\nhash_seed = \"0123456789abcdef\"\nvlans = [1, 4094]\n" +
+			"[[target_set]]\nname = \"a\"\naddress = \"192.0.2.1\"\ndelete_age = \"1s\"\nsyn_age = \"1s\"\nserver = [{address = \"10.0.0.1\"}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -83,12 +85,27 @@ func checkInvariants(t *testing.T, s *config.Spec) {
 		d.RingSize&(d.RingSize-1) != 0 || d.BatchSize < 1 || d.BatchSize > d.RingSize {
 		t.Fatalf("bad dataplane %+v", d)
 	}
+	// The data plane's fixed room (limits.go) and the robustness keys.
+	if len(d.Interfaces) > config.MaxInterfaces || len(s.TargetSets) > config.MaxTargetSets ||
+		(d.PartialQueues && d.Queues == nil) || (!d.HashSeedSet && d.HashSeed != 0) {
+		t.Fatalf("bad dataplane %+v with %d target sets", d, len(s.TargetSets))
+	}
+	vlans := make(map[uint16]bool)
+	for _, v := range d.VLANs {
+		if v < 1 || v > 4094 || vlans[v] {
+			t.Fatalf("bad VLAN list %v", d.VLANs)
+		}
+		vlans[v] = true
+	}
 	for _, ts := range s.TargetSets {
 		if len(ts.Servers) < 1 || len(ts.Servers) > config.MaxServers {
 			t.Fatalf("target set %q has %d servers", ts.Name, len(ts.Servers))
 		}
-		if len(ts.Protocols) == 0 || len(ts.Ports) == 0 || ts.TableSize < 251 {
+		if len(ts.Protocols) == 0 || len(ts.Ports) == 0 || ts.TableSize < 251 || len(ts.PeerGroups) > config.MaxPeerGroups {
 			t.Fatalf("bad target set %+v", ts)
+		}
+		if ts.SynAge < time.Second || (ts.SynAge >= ts.DeleteAge && ts.SynAge != time.Second) {
+			t.Fatalf("target set %q: syn_age %s with delete_age %s", ts.Name, ts.SynAge, ts.DeleteAge)
 		}
 		seen := make(map[any]bool)
 		for _, srv := range ts.Servers {

@@ -81,6 +81,7 @@ address = "192.0.2.10"
 				Method:     "hash",
 				Forwarding: "dsr",
 				DeleteAge:  10 * time.Minute,
+				SynAge:     time.Minute,
 				TableSize:  65537,
 				Servers: []config.Server{
 					{Name: "10.0.0.11", Address: netip.MustParseAddr("10.0.0.11"), Weight: 1},
@@ -168,6 +169,7 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 				Method:     "peer_aware_least_load",
 				Forwarding: "dsr",
 				DeleteAge:  90 * time.Second,
+				SynAge:     45 * time.Second, // half of delete_age
 				TableSize:  251,
 				Servers:    []config.Server{{Name: "s-1", Address: netip.MustParseAddr("2001:db8:1::1"), Weight: 1000}},
 
@@ -224,7 +226,7 @@ server = [{ address = "10.0.0.1", weight = 0 }]
 				return config.TargetSet{
 					Name: name, Address: netip.MustParseAddr("192.0.2.10"),
 					Protocols: []config.Proto{p}, Ports: ports,
-					Method: "hash", Forwarding: "dsr", DeleteAge: 10 * time.Minute, TableSize: 65537,
+					Method: "hash", Forwarding: "dsr", DeleteAge: 10 * time.Minute, SynAge: time.Minute, TableSize: 65537,
 					Servers:         []config.Server{{Name: "10.0.0.1", Address: netip.MustParseAddr("10.0.0.1")}},
 					OnServerFailure: "reselect",
 					Health:          defaultHealth("tcp", ports[0].First),

@@ -41,13 +41,13 @@ var (
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
 		"max_associations", "max_persistence_records", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
-		"idle_spin", "prefer_busy_poll", "huge_pages",
+		"idle_spin", "prefer_busy_poll", "huge_pages", "partial_queues", "hash_seed", "vlans",
 	}}
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
 	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof", "tls_cert", "tls_key"}}
 	targetSetSchema = &schema{"[[target_set]]", []string{
 		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
-		"delete_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
+		"delete_age", "syn_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
 		"persistence", "persistence_timeout", "persistence_ipv4_prefix", "persistence_ipv6_prefix",
 	}}
 	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name", "owned_ports"}}

@@ -53,6 +53,21 @@ type Dataplane struct {
 	// sockets of workers with BusyPoll false.
 	PreferBusyPoll bool
 	HugePages      string // HugePagesAuto ("" too), HugePagesOn or HugePagesOff: the UMEM's pages
+	// PartialQueues allows Queues to list only some of an interface's RX
+	// queues: the operator has made the NIC (RSS indirection table, flow
+	// rules) send VIP traffic to those only. Without it CheckHost refuses a
+	// subset, whose other queues would hand VIP traffic to the kernel.
+	PartialQueues bool
+	// HashSeed seeds the fast path's hashes (Maglev selection and the
+	// association shards) when HashSeedSet; without it the data plane draws
+	// a random seed at each start, so an attacker who knows the source
+	// addresses cannot predict where flows land. Mated instances that must
+	// choose alike set the same hash_seed (hash.go).
+	HashSeed    uint64
+	HashSeedSet bool
+	// VLANs are the 802.1Q VLAN IDs (1..4094, unique) on which VIP traffic
+	// is accepted; nil: none, tagged frames to a VIP are dropped.
+	VLANs []uint16
 }
 
 // XDPMode selects how the XDP program is attached to an interface.
@@ -173,8 +188,14 @@ type TargetSet struct {
 	// must see; nil without a helper.
 	PassivePorts []PortRange
 	DeleteAge    time.Duration // idle time before an association is forgotten, >= 1s
-	TableSize    int           // Maglev lookup table size: a prime in 251..1000003
-	Servers      []Server      // 1..MaxServers, unique addresses, same IP version as the VIP
+	// SynAge is how long an association that has not proven a handshake
+	// yet (TCP: before the client's ACK that follows its SYN) is kept
+	// idle: >= 1s and < DeleteAge (1s when DeleteAge is under 2s). It
+	// defaults to DefaultSynAge, or half of DeleteAge when that is
+	// shorter (syn_age.go).
+	SynAge    time.Duration
+	TableSize int      // Maglev lookup table size: a prime in 251..1000003
+	Servers   []Server // 1..MaxServers, unique addresses, same IP version as the VIP
 	// OnServerFailure is what happens to the associations of a server that
 	// fails: FailureReselect or FailureKeep.
 	OnServerFailure string

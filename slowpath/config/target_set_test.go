@@ -154,6 +154,7 @@ server = [{ address = "10.0.0.1" }]
 				Method:          config.MethodHash,
 				Forwarding:      "dsr",
 				DeleteAge:       10 * time.Minute,
+				SynAge:          time.Minute,
 				TableSize:       65537,
 				Servers:         []config.Server{{Name: "10.0.0.1", Address: netip.MustParseAddr("10.0.0.1"), Weight: 1}},
 				OnServerFailure: config.FailureReselect,

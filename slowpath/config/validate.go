@@ -81,6 +81,8 @@ func (d *Dataplane) validate(r *reporter) {
 	if d.HugePages != "" { // a Spec built in code: auto
 		r.enum("dataplane.huge_pages", d.HugePages, []string{HugePagesAuto, HugePagesOn, HugePagesOff}, nil)
 	}
+	d.validateVLANs(r)         // vlan.go
+	d.validatePartialQueues(r) // vlan.go
 }
 
 // validateIDs checks a list of queue or CPU ids: in range and unique.

@@ -73,6 +73,7 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	if ts.DeleteAge < time.Second {
 		r.errorf(path+".delete_age", "the default is 10m", "delete_age %s is shorter than 1s", ts.DeleteAge)
 	}
+	ts.validateSynAge(r, path) // syn_age.go
 	switch n := ts.TableSize; {
 	case n < 251 || n > 1000003:
 		r.errorf(path+".table_size", "the default is 65537", "table_size %d is out of range 251..1000003", n)
