@@ -507,10 +507,16 @@ func TestNATRewriteRandom(t *testing.T) {
 		for i := range a {
 			a[i] = byte(rng.Uint32())
 		}
+		// Unicast addresses a client can have: Parse refuses martian
+		// ones (packet.MartianAddress).
 		if v4 {
+			a[0] = 1 + a[0]%223 // 1-223: not 0/8, multicast or broadcast
+			if a[0] == 127 {
+				a[0] = 128
+			}
 			return netip.AddrFrom4([4]byte(a[:4]))
 		}
-		a[0] |= 0x20 // not ::ffff:0:0/96, which Parse reads as IPv4
+		a[0] = 0x20 | a[0]&0x1f // 2000::/3: not ::ffff:0:0/96 (read as IPv4), ::, ::1 or multicast
 		return netip.AddrFrom16(a)
 	}
 	for i := range 20000 {

@@ -80,6 +80,38 @@ type params struct {
 	// altCfg and altDefer configure the -alt daemon's runs.
 	altCfg   []string
 	altDefer string
+	// only, if not empty, names the sections a full or smoke run measures
+	// (-only; see sections); the report then goes to <out>/only.md unless
+	// -report says otherwise, and the tuning guide is not written.
+	only map[string]bool
+	// natConns is the real TCP connections of a NAT connections/s run;
+	// ftpSessions the FTP sessions of each of ftpWorkers clients in a
+	// sessions/s run, ftpBytes the file of a transfer run.
+	natConns, ftpSessions, ftpWorkers int
+	ftpBytes                          int64
+}
+
+// sections are the parts of a full or smoke run -only can pick, in the order
+// they run.
+var sections = []string{"forwarding", "nat", "nat-conn", "nat-ftp", "tcp", "assoc", "gobench", "ab"}
+
+// want says whether the run measures section name.
+func (p params) want(name string) bool { return len(p.only) == 0 || p.only[name] }
+
+// parseOnly checks -only's comma-separated section names.
+func parseOnly(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(sections, n) {
+			return nil, fmt.Errorf("-only: unknown section %q (want some of %s)", n, strings.Join(sections, ","))
+		}
+		m[n] = true
+	}
+	return m, nil
 }
 
 func paramsFor(mode string) (params, error) {
@@ -89,13 +121,15 @@ func paramsFor(mode string) (params, error) {
 			sweepBatch: []int{16, 64, 256}, sweepRing: []int{512, 2048, 8192}, sweepDur: 3 * time.Second,
 			tcpDur: 4 * time.Second, tcpCalConns: 300, pings: 3000, assocSizes: []int{1 << 20, 10 << 20},
 			benchtime: "1s", rounds: 3, userDur: 4 * time.Second, profileDur: 4 * time.Second,
-			abCases: []string{"Established1M", "Established64K", "NewFlows", "OneFlow"}, abRounds: 7, abBenchtime: "1s"}, nil
+			abCases: []string{"Established1M", "Established64K", "NewFlows", "OneFlow"}, abRounds: 7, abBenchtime: "1s",
+			natConns: 3000, ftpSessions: 40, ftpWorkers: 4, ftpBytes: 512 << 20}, nil
 	case "smoke":
 		return params{mode: mode, dur: time.Second, srcCount: 256, sports: 256, warmPasses: 1,
 			sweepBatch: []int{16, 64}, sweepRing: []int{512, 2048}, sweepDur: time.Second,
 			tcpDur: time.Second, tcpCalConns: 100, pings: 300, assocSizes: []int{1 << 16, 1 << 20},
 			benchtime: "200x", rounds: 1, userDur: time.Second, profileDur: time.Second,
-			abCases: []string{"Established64K", "OneFlow"}, abRounds: 1, abBenchtime: "200x"}, nil
+			abCases: []string{"Established64K", "OneFlow"}, abRounds: 1, abBenchtime: "200x",
+			natConns: 100, ftpSessions: 2, ftpWorkers: 2, ftpBytes: 4 << 20}, nil
 	case "profile":
 		return params{mode: mode, dur: 10 * time.Second, srcCount: 4096, sports: 256, warmPasses: 1,
 			profileDur: 10 * time.Second}, nil
@@ -126,6 +160,8 @@ func main() {
 	rate := flag.Float64("rate", 0, "overhead mode: offered load in pps (0: as fast as the generator goes)")
 	altCfg := flag.String("altcfg", "", "overhead mode: [dataplane] lines for the -alt daemon, separated by ';'")
 	altDefer := flag.String("altdefer", "", "overhead mode: \"napi_defer_hard_irqs gro_flush_timeout\" on the DUT while the -alt daemon runs")
+	flows := flag.Int("flows", 0, "full and smoke modes: established flows of the packet runs, a multiple of 256 (0: the mode's default)")
+	only := flag.String("only", "", "full and smoke modes: measure only these sections, comma-separated ("+strings.Join(sections, ",")+"); report to <out>/only.md")
 	flag.Parse()
 	p, err := paramsFor(*mode)
 	if err != nil {
@@ -136,6 +172,13 @@ func main() {
 		p.rounds = *rounds
 	}
 	p.alt, p.noProf, p.rate, p.altDefer = *alt, *noProf, *rate, *altDefer
+	if *flows > 0 {
+		p.srcCount = max(*flows/p.sports, 1)
+	}
+	if p.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(2)
+	}
 	if *altCfg != "" {
 		p.altCfg = strings.Split(*altCfg, ";")
 	}
@@ -151,6 +194,9 @@ func main() {
 		*report = "BENCHMARKS.md"
 		if p.mode == "smoke" {
 			*report = filepath.Join(*out, "smoke.md")
+		}
+		if len(p.only) > 0 {
+			*report = filepath.Join(*out, "only.md")
 		}
 	}
 	if os.Geteuid() != 0 {
@@ -252,44 +298,54 @@ func (h *harness) run(ctx context.Context, reportPath, tuningPath string) (err e
 	e := &env{t: t, bin: h.bin, out: h.out, logDir: h.logDir}
 	restoreCT := raiseConntrack(2 * h.p.flows())
 	defer restoreCT()
-	h.packetSteps(ctx, e)
+	if h.p.want("forwarding") {
+		h.packetSteps(ctx, e)
+	}
 	h.natSteps(ctx, e)
-	h.tcpSteps(ctx, e)
+	if h.p.want("tcp") {
+		h.tcpSteps(ctx, e)
+	}
 	if cerr := t.close(); cerr != nil {
 		r.fail("teardown", cerr)
 	}
 	t = nil
 
-	h.step(ctx, "association memory", func() error {
-		for _, n := range h.p.assocSizes {
-			m := measureAssoc(n)
-			r.assoc = append(r.assoc, m)
-			if m.Err != nil {
-				return m.Err
+	if h.p.want("assoc") {
+		h.step(ctx, "association memory", func() error {
+			for _, n := range h.p.assocSizes {
+				m := measureAssoc(n)
+				r.assoc = append(r.assoc, m)
+				if m.Err != nil {
+					return m.Err
+				}
 			}
-		}
-		return nil
-	})
-	h.step(ctx, "go microbenchmarks", func() error {
-		var err error
-		r.gobench, err = runGoBenches(ctx, h.testBin, h.p.benchtime, h.p.mode == "smoke")
-		return err
-	})
-	h.step(ctx, "A/B Process against the base", func() error {
-		var err error
-		r.ab, err = runABProcess(ctx, h.testBin, h.p)
-		r.ab.Err = err
-		if err == nil && r.ab.Skipped != "" {
-			fmt.Fprintf(os.Stderr, "harness: A/B skipped: %s\n", r.ab.Skipped)
-		}
-		return err
-	})
+			return nil
+		})
+	}
+	if h.p.want("gobench") {
+		h.step(ctx, "go microbenchmarks", func() error {
+			var err error
+			r.gobench, err = runGoBenches(ctx, h.testBin, h.p.benchtime, h.p.mode == "smoke")
+			return err
+		})
+	}
+	if h.p.want("ab") {
+		h.step(ctx, "A/B Process against the base", func() error {
+			var err error
+			r.ab, err = runABProcess(ctx, h.testBin, h.p)
+			r.ab.Err = err
+			if err == nil && r.ab.Skipped != "" {
+				fmt.Fprintf(os.Stderr, "harness: A/B skipped: %s\n", r.ab.Skipped)
+			}
+			return err
+		})
+	}
 	r.elapsed = time.Since(r.start)
 	if err := writeReport(reportPath, r); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "harness: wrote %s (%.0fs)\n", reportPath, r.elapsed.Seconds())
-	if h.p.mode == "full" {
+	if h.p.mode == "full" && len(h.p.only) == 0 {
 		if err := writeTuning(tuningPath, r); err != nil {
 			return err
 		}

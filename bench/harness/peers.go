@@ -148,6 +148,10 @@ type ipfCfg struct {
 	// forwarding is the target set's forwarding key ("nat"); empty: the
 	// default, DSR.
 	forwarding string
+	// ftp makes the target set an FTP one (natftp.go): TCP port 21,
+	// helper = "ftp", the servers' passive range, the first ftpServers
+	// servers.
+	ftp bool
 	// napiDefer, if set, is "napi_defer_hard_irqs gro_flush_timeout" for
 	// the DUT's interface while ipfront runs (preferred busy polling).
 	napiDefer string
@@ -183,12 +187,19 @@ func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
 		fmt.Fprintf(&b, "%s\n", x)
 	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n[api]\nlisten = %q\npprof = %v\n", apiAddr, c.pprof)
-	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"bench\"\naddress = %q\nprotocols = [\"tcp\", \"udp\"]\nports = [\"*\"]\n", e.t.vip)
+	protos, ports, servers := `["tcp", "udp"]`, `["*"]`, e.t.servers
+	if c.ftp {
+		protos, ports, servers = `["tcp"]`, `["21"]`, servers[:ftpServers]
+	}
+	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"bench\"\naddress = %q\nprotocols = %s\nports = %s\n", e.t.vip, protos, ports)
 	if c.forwarding != "" {
 		fmt.Fprintf(&b, "forwarding = %q\n", c.forwarding)
 	}
+	if c.ftp {
+		fmt.Fprintf(&b, "helper = \"ftp\"\npassive_ports = [%q]\n", ftpPassive)
+	}
 	fmt.Fprintf(&b, "  [target_set.health]\n  type = \"none\"\n")
-	for _, s := range e.t.servers {
+	for _, s := range servers {
 		fmt.Fprintf(&b, "  [[target_set.server]]\n  address = %q\n  name = %q\n", s.ip, s.role)
 	}
 	path := filepath.Join(e.out, "configs", name+".toml")
@@ -396,28 +407,12 @@ func (e *env) nftDNAT(ctx context.Context, l load) (r pktResult) {
 		return r
 	}
 	lb := e.t.lb
-	rules := fmt.Sprintf(`table ip ipfbench {
-	chain pre {
-		type nat hook prerouting priority dstnat; policy accept;
-		ip daddr %s dnat to jhash ip saddr . th sport mod %d map { %s }
-	}
-}
-`, e.t.vip, len(e.t.servers), e.t.nftMap(func(s host) any { return s.ip }))
-	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+	undo, err := e.nftDNATOn(nftDNATRules(e.t, e.t.servers, ""))
+	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}})
-	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
-		r.Err = err
-		return r
-	}
-	defer func() {
-		_ = run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "ip", "ipfbench")
-		if _, err := exec.LookPath("conntrack"); err == nil {
-			_ = run("ip", "netns", "exec", lb.ns, "conntrack", "-F")
-		}
-	}()
+	defer undo()
 	r.Err = e.t.packetRun(ctx, l, nil, &r)
 	if v, err := lab.ReadSysctl(lb.ns, "net.netfilter.nf_conntrack_count"); err == nil {
 		r.Note = "conntrack entries after the run: " + v
@@ -426,6 +421,52 @@ func (e *env) nftDNAT(ctx context.Context, l load) (r pktResult) {
 		}
 	}
 	return r
+}
+
+// nftDNATRules is the DNAT table: the VIP's traffic to jhash(source address,
+// source port) over servers, in a nat chain at prerouting; a nat chain at
+// postrouting too, so that connections a conntrack helper expects get their
+// source translated (nf_nat_ftp's active data connections leave from the
+// VIP). extra is more of the table's body (a ct helper object and its
+// chain).
+func nftDNATRules(t *topo, servers []host, extra string) string {
+	var m []string
+	for i, s := range servers {
+		m = append(m, fmt.Sprintf("%d : %s", i, s.ip))
+	}
+	return fmt.Sprintf(`table ip ipfbench {
+%s	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %s dnat to jhash ip saddr . th sport mod %d map { %s }
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+	}
+}
+`, extra, t.vip, len(servers), strings.Join(m, ", "))
+}
+
+// nftDNATOn turns on IP forwarding on the DUT and loads rules (table ip
+// ipfbench); the returned function removes the table, empties the
+// connection table and turns forwarding off again.
+func (e *env) nftDNATOn(rules string) (undo func(), err error) {
+	lb := e.t.lb
+	off := func() { lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "0"}}) }
+	if err := lab.Sysctl(lb.ns, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		return nil, err
+	}
+	if err := run("ip", "netns", "exec", lb.ns, "nft", "-f", "-", rules); err != nil {
+		off()
+		return nil, err
+	}
+	return func() {
+		_ = run("ip", "netns", "exec", lb.ns, "nft", "delete", "table", "ip", "ipfbench")
+		if _, err := exec.LookPath("conntrack"); err == nil {
+			_ = run("ip", "netns", "exec", lb.ns, "conntrack", "-F")
+			_ = run("ip", "netns", "exec", lb.ns, "conntrack", "-F", "expect")
+		}
+		off()
+	}, nil
 }
 
 // nftNetdev: stateless L2 DSR in an nftables netdev ingress chain: the

@@ -20,10 +20,17 @@ type results struct {
 	machine    machineInfo
 	background float64 // busy fraction of the machine in the second before the run
 
-	packets  []pktResult // established-flow traffic, every peer
-	user     []pktResult // the same, one core each (placeRPS)
-	nat      []pktResult // the same load on the NAT topology: ipfront NAT and nftables DNAT (nat.go)
-	overhead []profRun   // xskfwd and ipfront profiled under the same load
+	packets []pktResult // established-flow traffic, every peer
+	user    []pktResult // the same, one core each (placeRPS)
+	nat     []pktResult // the same load on the NAT topology: ipfront NAT and nftables DNAT (nat.go)
+	natCPU  []pktResult // the same, at one offered load below both (nat.go)
+	natSyn  []pktResult // new flows (SYNs) through both NAT peers (natconn.go)
+	natTCP  []rateResult
+	natFTP  []rateResult // FTP sessions and transfers through both NAT peers (natftp.go)
+	// ftpWorkers and ftpSessions are the sessions/s runs' curl processes
+	// and sessions per process.
+	ftpWorkers, ftpSessions int
+	overhead                []profRun // xskfwd and ipfront profiled under the same load
 	// overheadBase* describe the base daemon of the overhead profile (see
 	// bench/harness.sh daemon_base): its revision, or why it was not run.
 	overheadBase, overheadBaseSubject, overheadBaseSkip string
@@ -225,7 +232,9 @@ func (r *results) targets() (ts []target, capped bool) {
 		ts = append(ts, target{"ipfront (busy_poll=false) DUT CPU per Mpkt <= " + k.name + "'s", m,
 			verdict(ipfNB != nil && p != nil && deciding(ipfNB) <= deciding(p), ipfNB != nil && p != nil)})
 	}
-	ts = append(ts, natTargets(r.nat)...)
+	ts = append(ts, natTargets(r.nat, r.natCPU)...)
+	ts = append(ts, natConnTargets(r.natSyn, r.natTCP)...)
+	ts = append(ts, natFTPTargets(r.natFTP)...)
 	ts = append(ts, r.latencyTargets()...)
 	var proc *goBench
 	for i := range r.gobench {

@@ -39,11 +39,18 @@ const tcpPort = 7000
 // startServers runs "iplab serve" on every server (TCP and UDP port 7000)
 // and waits until each greets from the client's namespace. The sinks must be
 // detached.
-func (e *env) startServers(ctx context.Context) ([]*proc, error) {
+func (e *env) startServers(ctx context.Context) ([]*proc, error) { return e.startServersOn(ctx, -1) }
+
+// startServersOn is startServers with every server pinned to cpu (none when
+// cpu < 0).
+func (e *env) startServersOn(ctx context.Context, cpu int) ([]*proc, error) {
 	var ps []*proc
 	for _, s := range e.t.servers {
-		p, err := e.t.start(s.ns, "iplab-serve-"+s.role, e.logDir, filepath.Join(e.bin, "iplab"), "serve", "--name", s.role,
-			"--tcp", fmt.Sprint(tcpPort), "--udp", fmt.Sprint(tcpPort))
+		args := []string{filepath.Join(e.bin, "iplab"), "serve", "--name", s.role, "--tcp", fmt.Sprint(tcpPort), "--udp", fmt.Sprint(tcpPort)}
+		if cpu >= 0 {
+			args = append([]string{"taskset", "-c", fmt.Sprint(cpu)}, args...)
+		}
+		p, err := e.t.start(s.ns, "iplab-serve-"+s.role, e.logDir, args...)
 		if err != nil {
 			return ps, err
 		}

@@ -15,6 +15,9 @@ func Parse(frame []byte, f *Flow) Reason {
 	if len(frame) < EthernetHeaderLen {
 		return Truncated
 	}
+	if frame[ethDst]&1 != 0 {
+		return L2NotUnicast // the I/G bit: broadcast or multicast
+	}
 	et := binary.BigEndian.Uint16(frame[ethType : ethType+2])
 	off := EthernetHeaderLen
 	if et == EtherTypeVLAN || et == EtherTypeQinQ {
@@ -76,6 +79,12 @@ func parseIPv4(frame []byte, off int, f *Flow) Reason {
 	f.Len = uint16(tl)
 	setMapped(&f.Src, ip[ipv4Src:ipv4Src+4])
 	setMapped(&f.Dst, ip[ipv4Dst:ipv4Dst+4])
+	if martian4(ip[ipv4Src:ipv4Src+4], ip[ipv4Dst:ipv4Dst+4]) {
+		return MartianAddress
+	}
+	if ip[ipv4TTL] == 0 {
+		return ZeroTTL
+	}
 	if binary.BigEndian.Uint16(ip[ipv4FlagsFrag:ipv4FlagsFrag+2])&ipv4FragmentMask != 0 {
 		return IPFragment
 	}
@@ -109,6 +118,12 @@ func parseIPv6(frame []byte, off int, f *Flow) Reason {
 	f.Len = uint16(tl)
 	f.Src = [16]byte(ip[ipv6Src : ipv6Src+16])
 	f.Dst = [16]byte(ip[ipv6Dst : ipv6Dst+16])
+	if martian6(&f.Src, &f.Dst) {
+		return MartianAddress
+	}
+	if ip[ipv6HopLimit] == 0 {
+		return ZeroTTL
+	}
 	ip = ip[:tl]
 	proto, l4, r := ip[ipv6NextHeader], IPv6HeaderLen, OK
 	if proto != ProtoTCP && proto != ProtoUDP {
@@ -219,6 +234,11 @@ func parseICMPv6(icmp []byte, f *Flow) Reason {
 	default:
 		return r
 	}
+	if isMapped(q[ipv6Src:ipv6Src+16]) || isMapped(q[ipv6Dst:ipv6Dst+16]) {
+		// In the Flow it would read as the IPv4 address: an IPv6
+		// error must not reach an IPv4 flow's server.
+		return ICMPBadQuote
+	}
 	return parseQuoteL4(q[l4:], proto, q[ipv6Src:ipv6Src+16], q[ipv6Dst:ipv6Dst+16], f)
 }
 
@@ -255,4 +275,37 @@ func parseQuoteL4(l4 []byte, proto uint8, src, dst []byte, f *Flow) Reason {
 func setMapped(dst *[16]byte, a []byte) {
 	dst[10], dst[11] = 0xff, 0xff
 	copy(dst[12:], a)
+}
+
+// martian4 reports whether an IPv4 packet from src to dst cannot come from a
+// client (see MartianAddress). 240.0.0.0/4 other than the limited broadcast
+// is let through: some networks number hosts in it.
+func martian4(src, dst []byte) bool {
+	s := binary.BigEndian.Uint32(src)
+	switch {
+	case s>>24 == 0, s>>24 == 127, s>>28 == 0xe, s == 0xffffffff:
+		return true
+	}
+	return s == binary.BigEndian.Uint32(dst)
+}
+
+// martian6 reports whether an IPv6 packet from src to dst cannot come from a
+// client (see MartianAddress).
+func martian6(src, dst *[16]byte) bool {
+	hi, lo := binary.BigEndian.Uint64(src[:8]), binary.BigEndian.Uint64(src[8:])
+	switch {
+	case hi == 0 && lo <= 1: // :: and ::1
+		return true
+	case src[0] == 0xff: // multicast
+		return true
+	case isMapped(src[:]), isMapped(dst[:]):
+		return true
+	}
+	return *src == *dst
+}
+
+// isMapped reports whether the 16-byte address a is IPv4-mapped
+// (::ffff:0:0/96).
+func isMapped(a []byte) bool {
+	return binary.BigEndian.Uint64(a[:8]) == 0 && binary.BigEndian.Uint32(a[8:12]) == 0xffff
 }

@@ -2,6 +2,7 @@ package packet_test
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/ipfront/ipfront/fastpath/packet"
@@ -254,8 +255,42 @@ func parseCases(tb testing.TB) []parseCase {
 		}},
 		{desc: "ICMPv6 behind hop-by-hop", frame: withIPv6Ext(ptb, l3, ext{packet.ProtoHopByHop, 8}),
 			want: packet.OK, flow: with(icmpUDPFlow, func(f *packet.Flow) { f.L4Off, f.Len = l4v6+8, f.Len+8 })},
+		{desc: "ICMPv6 quoting an IPv4-mapped source (the IPv4 VIP's alias)", frame: icmpErr6(setAt(quote6, 8, mapped(vip4)...)), want: packet.ICMPBadQuote},
+		{desc: "ICMPv6 quoting an IPv4-mapped destination", frame: icmpErr6(setAt(quote6, 24, mapped(client4)...)), want: packet.ICMPBadQuote},
+
+		// Found by the hostile suite on the wire (e2e/hostile_test.go).
+		{desc: "broadcast destination MAC", frame: setAt(syn4, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), want: packet.L2NotUnicast},
+		{desc: "IPv4 multicast destination MAC", frame: setAt(syn4, 0, 0x01, 0x00, 0x5e, 0, 0, 1), want: packet.L2NotUnicast},
+		{desc: "IPv6 multicast destination MAC", frame: setAt(seg6, 0, 0x33, 0x33, 0, 0, 0, 1), want: packet.L2NotUnicast},
+		{desc: "locally administered unicast MAC", frame: setAt(syn4, 0, 0x02, 0xaa, 0, 0, 0, 1), want: packet.OK, flow: tcp4Flow},
+		{desc: "IPv4 TTL 0", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { ip[8] = 0 }), want: packet.ZeroTTL,
+			flow: packet.Flow{L3Off: l3, Family: 4, Src: a16(client4), Dst: a16(vip4), Len: 40}},
+		{desc: "IPv4 TTL 1", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { ip[8] = 1 }), want: packet.OK, flow: tcp4Flow},
+		{desc: "IPv6 hop limit 0", frame: setAt(seg6, l3+7, 0), want: packet.ZeroTTL,
+			flow: packet.Flow{L3Off: l3, Family: 6, Src: a16(client6), Dst: a16(vip6), Len: tcp6Flow.Len}},
+		{desc: "ICMPv4 error with TTL 0", frame: mutIPv4(fragNeeded, l3, func(ip packet.IPv4) { ip[8] = 0 }), want: packet.ZeroTTL},
+		{desc: "IPv4 source equal to destination", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], vip4.AsSlice()) }), want: packet.MartianAddress,
+			flow: packet.Flow{L3Off: l3, Family: 4, Src: a16(vip4), Dst: a16(vip4), Len: 40}},
+		{desc: "IPv4 multicast source", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{239, 1, 2, 3}) }), want: packet.MartianAddress},
+		{desc: "IPv4 limited broadcast source", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{255, 255, 255, 255}) }), want: packet.MartianAddress},
+		{desc: "IPv4 loopback source", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{127, 0, 0, 1}) }), want: packet.MartianAddress},
+		{desc: "IPv4 source 0.0.0.0", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{0, 0, 0, 0}) }), want: packet.MartianAddress},
+		{desc: "IPv4 source 0.1.2.3 (this network)", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{0, 1, 2, 3}) }), want: packet.MartianAddress},
+		{desc: "IPv4 source 240.0.0.1 (reserved, not broadcast) is a client", frame: mutIPv4(syn4, l3, func(ip packet.IPv4) { copy(ip[12:16], []byte{240, 0, 0, 1}) }),
+			want: packet.OK, flow: with(tcp4Flow, func(f *packet.Flow) { f.Src = a16(netip.MustParseAddr("240.0.0.1")) })},
+		{desc: "IPv6 source equal to destination", frame: setAt(seg6, l3+8, vip6.AsSlice()...), want: packet.MartianAddress},
+		{desc: "IPv6 unspecified source", frame: setAt(seg6, l3+8, make([]byte, 16)...), want: packet.MartianAddress},
+		{desc: "IPv6 loopback source", frame: setAt(seg6, l3+8, netip.IPv6Loopback().AsSlice()...), want: packet.MartianAddress},
+		{desc: "IPv6 multicast source", frame: setAt(seg6, l3+8, netip.MustParseAddr("ff02::1").AsSlice()...), want: packet.MartianAddress},
+		{desc: "IPv6 IPv4-mapped source", frame: setAt(seg6, l3+8, mapped(client4)...), want: packet.MartianAddress},
+		{desc: "IPv6 IPv4-mapped destination", frame: setAt(seg6, l3+24, mapped(vip4)...), want: packet.MartianAddress},
+		{desc: "IPv6 IPv4-compatible-looking source ::198.51.100.7 is a client", frame: setAt(seg6, l3+8, append(make([]byte, 12), client4.AsSlice()...)...),
+			want: packet.OK, flow: with(tcp6Flow, func(f *packet.Flow) { f.Src = [16]byte(append(make([]byte, 12), client4.AsSlice()...)) })},
 	}
 }
+
+// mapped returns the 16 bytes of a's IPv4-mapped IPv6 form.
+func mapped(a netip.Addr) []byte { b := a.As16(); return b[:] }
 
 func TestParse(t *testing.T) {
 	for _, tc := range parseCases(t) {

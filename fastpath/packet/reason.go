@@ -45,10 +45,28 @@ const (
 	// IP header and 8 bytes of L4 header do.
 	ICMPQuoteTruncated
 	// ICMPBadQuote: an ICMP error quoting something other than an IP packet
-	// of the same family, or a non-first fragment, which has no ports.
+	// of the same family, a non-first fragment, which has no ports, or an
+	// IPv6 packet with an IPv4-mapped address (never on the wire; it
+	// would alias an IPv4 flow).
 	ICMPBadQuote
 	// VLANTooDeep: more than MaxVLANTags stacked VLAN tags.
 	VLANTooDeep
+	// L2NotUnicast: the destination MAC is a group (broadcast or
+	// multicast) address. A switch floods such a frame to every host on
+	// the segment, servers included, so forwarding it too would deliver
+	// the packet twice; no router sends a VIP's traffic that way.
+	L2NotUnicast
+	// ZeroTTL: an IPv4 TTL or IPv6 hop limit of 0, which no host sends and
+	// no router forwards (RFC 1812 section 5.3.1, RFC 8200 section 3).
+	// Family, Src, Dst, L3Off and Len are set.
+	ZeroTTL
+	// MartianAddress: a source no client can have (unspecified, loopback,
+	// multicast, IPv4 limited broadcast, "this network" 0.0.0.0/8), an
+	// IPv4-mapped IPv6 source or destination (RFC 4291 section 2.5.5.2:
+	// never on the wire; in a Flow it would alias the IPv4 address), or a
+	// source equal to the destination (a client "at" the VIP, the land
+	// attack). Family, Src, Dst, L3Off and Len are set.
+	MartianAddress
 
 	// NumReasons is the number of Reason values, for sizing counter arrays.
 	NumReasons
@@ -67,6 +85,9 @@ var reasonNames = [NumReasons]string{
 	ICMPQuoteTruncated: "icmp_quote_truncated",
 	ICMPBadQuote:       "icmp_bad_quote",
 	VLANTooDeep:        "vlan_too_deep",
+	L2NotUnicast:       "l2_not_unicast",
+	ZeroTTL:            "ttl_zero",
+	MartianAddress:     "martian_address",
 }
 
 // String returns the reason's snake_case metric label, or "unknown" for a

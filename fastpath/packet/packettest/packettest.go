@@ -127,3 +127,10 @@ func WithIPv6Ext(b []byte, off int, exts ...Ext) []byte {
 	binary.BigEndian.PutUint16(ip[4:6], ip.PayloadLen()+uint16(len(chain)))
 	return b
 }
+
+// CutIPv4 returns the frame with its IPv4 packet (header at off) cut to n
+// bytes, the total length saying so and the checksum fixed: a well-formed
+// IP packet whose L4 header is short.
+func CutIPv4(b []byte, off, n int) []byte {
+	return MutIPv4(b[:off+n], off, func(ip packet.IPv4) { SetIPv4TotalLen(ip, n) })
+}
