@@ -541,5 +541,22 @@ func bridgeHosts(sw string, hosts []Host) error {
 		fmt.Fprintf(&b, "link set %s master %s up\n", port, BridgeName)
 	}
 	fmt.Fprintf(&b, "link set %s up\n", BridgeName)
-	return ipBatch(sw, b.String())
+	if err := ipBatch(sw, b.String()); err != nil {
+		return err
+	}
+	return bridgeNetfilterOff(sw)
+}
+
+// bridgeNetfilterOff keeps the bridge in sw from handing frames to
+// netfilter where the kernel has br_netfilter: it would check IP headers
+// (IHL, total length, checksum) and silently drop malformed frames before
+// ipfront sees them, which no wire switch does.
+func bridgeNetfilterOff(sw string) error {
+	var kv [][2]string
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
+		if _, err := ReadSysctl(sw, k); err == nil {
+			kv = append(kv, [2]string{k, "0"})
+		}
+	}
+	return Sysctl(sw, kv)
 }
