@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +50,9 @@ type Options struct {
 	// OpTimeout bounds a reload, drain or enable waiting for the control
 	// goroutine; zero means 30 seconds.
 	OpTimeout time.Duration
+	// Limits bound each client's time, memory and connections; zero
+	// fields take the defaults (api_guard.go).
+	Limits Limits
 }
 
 // API is the control and observation endpoint: JSON over HTTP, plus
@@ -59,13 +60,17 @@ type Options struct {
 // a unix socket of mode 0600). It only reads published state; changes go
 // through the Backend, which runs them on the control goroutine.
 //
-// A listener reachable from other hosts requires "Authorization: Bearer
-// <api.token>" on every request; so does any listener with a token set.
+// A listener reachable from other hosts requires TLS and "Authorization:
+// Bearer <api.token>" on every request; so does any listener with a token
+// set. Every listener bounds each client's time, body and connections, and
+// refuses state-changing requests a browser sends cross-site (Limits,
+// guard).
 type API struct {
 	b        Backend
 	cfg      config.API
 	plane    func() Plane
 	opTO     time.Duration
+	limits   Limits
 	mux      *http.ServeMux
 	handler  http.Handler
 	registry *prometheus.Registry
@@ -91,6 +96,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	if a.opTO <= 0 {
 		a.opTO = DefaultOpTimeout
 	}
+	a.limits = o.Limits.withDefaults(a.opTO)
 	interval := o.SampleInterval
 	if interval <= 0 {
 		interval = time.Second
@@ -122,45 +128,38 @@ func New(b Backend, cfg config.API, o Options) *API {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	a.mux = mux
-	a.handler = a.authorize(http.HandlerFunc(a.route))
+	a.handler = a.guard(a.authorize(http.HandlerFunc(a.route)))
 	return a
 }
 
 // Listen opens the listener cfg.Listen names and returns an API ready to
-// Serve. A unix socket gets mode 0600; a stale socket at the path is
-// replaced, any other file is left alone and reported.
+// Serve, with the daemon's options (ListenWith).
 func Listen(b Backend, cfg config.API) (*API, error) {
-	ln, err := listen(cfg.Listen)
-	if err != nil {
-		return nil, err
-	}
-	a := New(b, cfg, Options{})
-	a.ln = ln
-	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	return a, nil
+	return ListenWith(b, cfg, Options{})
 }
 
-func listen(addr string) (net.Listener, error) {
-	path, ok := strings.CutPrefix(addr, "unix:")
-	if !ok {
-		return net.Listen("tcp", addr)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		_ = os.Remove(path) // left behind by a daemon that did not exit cleanly
-	}
-	ln, err := net.Listen("unix", path)
+// ListenWith opens the listener cfg.Listen names and returns an API ready
+// to Serve. A unix socket is created with mode 0600; a dead socket at the
+// path is replaced, a live one (another daemon) fails with ErrAPIInUse and
+// any other file is left alone and reported (api_guard_listen.go). A TCP
+// listener with cfg.TLSCert serves TLS; one reachable from other hosts
+// without it is refused. o.Limits bound every connection.
+func ListenWith(b Backend, cfg config.API, o Options) (*API, error) {
+	a := New(b, cfg, o)
+	ln, err := openListener(cfg, a.limits.MaxConns)
 	if err != nil {
 		return nil, err
 	}
-	// Nothing is accepted before Serve, so no request gets in before this.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
+	a.ln = ln
+	a.srv = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: a.limits.ReadHeaderTimeout,
+		ReadTimeout:       a.limits.ReadTimeout,
+		WriteTimeout:      a.limits.WriteTimeout,
+		IdleTimeout:       a.limits.IdleTimeout,
+		MaxHeaderBytes:    a.limits.MaxHeaderBytes,
 	}
-	return ln, nil
+	return a, nil
 }
 
 // Handler serves every endpoint, with authorization applied.
@@ -204,6 +203,7 @@ func (a *API) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
+	_ = a.ln.Close() // unlocks a unix socket even if Serve never ran
 }
 
 // route dispatches to the mux, answering unknown paths and methods in JSON

@@ -86,7 +86,7 @@ func TestExpectationsEndpoint(t *testing.T) {
 
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil))
 		return rec.Code, rec.Body.String()
 	}
 	code, body := get("/v1/expectations")
