@@ -213,7 +213,7 @@ func (r *results) targets() (ts []target, capped bool) {
 	ts = append(ts, r.rawTargets(find(r.user, "ipfront-busy"), find(r.user, "xskfwd-busy"), "one core each")...)
 	for _, k := range kernel {
 		if k.key == "dnat" {
-			continue // not in the one-core-each table: conntrack on 1M flows delivers next to nothing
+			continue // not in the one-core-each table; the NAT section compares it one core each (nat.go)
 		}
 		a, b := find(r.user, "ipfront-busy"), find(r.user, k.key)
 		m := "n/a"
