@@ -171,7 +171,10 @@ const apiAddr = "127.0.0.1:9180"
 // port), 16 servers, health checks off (the sinks answer nothing).
 func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
 	var b strings.Builder
-	queues := `[0]`
+	// One queue of the DUT's two-queue veth: partial_queues says the
+	// generator's traffic is meant for queue 0 only (ipfront refuses a
+	// subset of queues otherwise).
+	queues := "[0]\npartial_queues = true"
 	if c.queues > 1 {
 		queues = `"all"`
 	}

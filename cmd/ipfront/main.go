@@ -91,7 +91,9 @@ func check(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spec, err := config.Load(path)
+	// Against this machine too: queues and memory (interfaces it lacks are
+	// not checked).
+	spec, err := config.LoadOn(path, config.ThisHost())
 	if err != nil {
 		return err
 	}
@@ -126,7 +128,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	spec, err := config.Load(path)
+	// Checked against this machine (RX queues, memory) before anything is
+	// mapped or attached.
+	spec, err := config.LoadOn(path, config.ThisHost())
 	if err != nil {
 		return err
 	}

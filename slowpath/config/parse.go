@@ -13,6 +13,18 @@ import (
 // Load reads and parses the configuration file at path. Any problem,
 // including an unreadable file, is returned as Errors.
 func Load(path string) (*Spec, error) {
+	return load(path, nil)
+}
+
+// LoadOn is Load followed by the checks of the Spec against the machine h
+// describes (host.go): ipfront check and ipfront run use it, so that a file
+// the data plane cannot start with on this machine is refused, with
+// positions, before anything is mapped or attached.
+func LoadOn(path string, h Host) (*Spec, error) {
+	return load(path, &h)
+}
+
+func load(path string, h *Host) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		msg := err.Error()
@@ -21,7 +33,7 @@ func Load(path string) (*Spec, error) {
 		}
 		return nil, Errors{{File: path, Msg: msg, Err: err}}
 	}
-	return Parse(path, data)
+	return parse(path, data, h)
 }
 
 // Parse parses a configuration document; name is the file name used in
@@ -30,6 +42,12 @@ func Load(path string) (*Spec, error) {
 // A TOML syntax error is reported alone: the rest of the document cannot be
 // read reliably after it.
 func Parse(name string, data []byte) (*Spec, error) {
+	return parse(name, data, nil)
+}
+
+// parse is Parse, with the checks against the machine h when h is set;
+// those run only on a valid Spec.
+func parse(name string, data []byte, h *Host) (*Spec, error) {
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		return nil, Errors{syntaxError(name, err)}
@@ -43,6 +61,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 	s := decodeSpec(r, doc)
 	s.Path = name
 	s.validate(r)
+	if h != nil && len(r.errs) == 0 {
+		s.checkHost(r, *h)
+	}
 	s.Warnings = r.warnings()
 	if err := r.result(); err != nil {
 		return nil, err
