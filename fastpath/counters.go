@@ -71,6 +71,11 @@ type Counters struct {
 	PersistFull    uint64 // choices not recorded: the shard holds its share of persistence records
 	PersistExpired uint64 // persistence records swept after their timeout
 	OwnedPort      uint64 // new associations an owned destination port decided
+	// Flood and forgery defences (engine_guard.go).
+	Unproven        uint64 // gauge: the shard's associations that have not proven a connection (at most half the shard)
+	FloodStateless  uint64 // openings forwarded by hash without an association: unproven ones held their half of the shard
+	TeardownIgnored uint64 // TCP FIN or RST whose sequence number is far from the client's: not taken as a teardown
+	SCTPTagMismatch uint64 // SCTP teardown chunks without the association's learned verification tag: not taken as a teardown
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -83,7 +88,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 22 + int(NumForwardings)
+const numScalars = 26 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -91,9 +96,10 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 	out := [numScalars]*uint64{&c.RxPackets, &c.RxBytes, &c.TxPackets, &c.TxBytes, &c.NewAssociations,
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
-		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort}
+		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort,
+		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch}
 	for f := range c.Forwarded {
-		out[22+f] = &c.Forwarded[f]
+		out[26+f] = &c.Forwarded[f]
 	}
 	return out
 }

@@ -233,7 +233,7 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 	if f.ICMPError {
 		slot = e.quotedServer(ts, f, i)
 	} else {
-		slot = e.associate(ts, f, i, now)
+		slot = e.associate(ts, f, frame, i, now)
 	}
 	if slot >= MaxServers {
 		e.local.Drops[DropNoServer]++
@@ -281,22 +281,24 @@ func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
 	return hashSlot(ts, f)
 }
 
-// associate returns the server slot of the flow, creating or re-selecting its
-// association as the IPFE staleness rules say.
-func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uint8 {
+// associate returns the server slot of the flow (frame i of the batch),
+// creating or re-selecting its association as the IPFE staleness rules say,
+// with the flood and teardown defences of engine_guard.go.
+func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, now uint32) uint8 {
 	k := &e.keys[i]
 	idx, found := e.find(i)
 	if found {
 		m := e.shard.Meta(idx)
 		if e.stillValid(ts, f, m, now) {
-			fl := teardownFlags(f)
 			if f.Proto == packet.ProtoSCTP && m.Flags()&assoc.FlagTagLearned == 0 && learnableTag(f) {
+				// The first tag after INIT: learned, not yet checkable, so
+				// no teardown is taken from this packet.
 				v := e.shard.Value(idx)
-				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|fl|assoc.FlagTagLearned, now
+				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|assoc.FlagTagLearned, now
 				e.shard.PutPacked(idx, k, v)
 				return m.Server()
 			}
-			if fl != 0 {
+			if fl := e.evidence(ts, f, frame, idx, m); fl&^m.Flags() != 0 {
 				e.shard.Mark(idx, fl)
 			}
 			if ts.Persist != nil && m.LastSeen() != now&assoc.ClockMask {
@@ -314,6 +316,10 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 	// was forwarded statelessly while the table had no room): the hash is
 	// where it went before. An association being re-selected (its server
 	// failed or left) has to move anyway and goes by the set's method.
+	// Openings while unproven associations hold their share go without
+	// one, by the hash, like any flow without an association.
+	flooded := idx >= 0 && e.flooded()
+	stateless := idx < 0 || flooded && opening(f)
 	var slot uint8
 	pn := pin{slot: maglev.NoBackend, record: -1}
 	if ts.Persist != nil || ts.Owned != nil {
@@ -324,7 +330,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 		slot = pn.slot
 	case ts.Method == MethodHash && ts.Persist != nil:
 		slot = persistHashSlot(ts, &pn.key)
-	case ts.Method == MethodHash || idx < 0 || !found && !opening(f):
+	case ts.Method == MethodHash || stateless || !found && !opening(f):
 		slot = hashSlot(ts, f)
 	default:
 		slot = e.selectServer(ts, f, i)
@@ -341,13 +347,25 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, i int, now uint32) uin
 		}
 		return maglev.NoBackend
 	}
-	if idx < 0 {
+	if stateless {
+		if found {
+			// Re-selected under a flood: the old record must not keep
+			// the flow's next packets on its old server.
+			e.shard.Delete(idx)
+			e.deleted = true
+		}
+		if idx >= 0 {
+			e.local.FloodStateless++
+		}
 		e.local.Stateless++
 		return slot
 	}
 	v := assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, Flags: teardownFlags(f), LastSeen: now, NAT: ts.Forwarding == FwdNAT}
-	if f.Proto == packet.ProtoSCTP && learnableTag(f) {
-		v.Tag, v.Flags = f.SCTPTag, v.Flags|assoc.FlagTagLearned
+	if flooded {
+		v.Flags |= assoc.FlagProven // a connection past its opening while the unproven share is full
+	}
+	if f.Proto == packet.ProtoTCP && ts.Helper == HelperNone {
+		v.Tag = tcpSeq(frame, f) // the sequence mark (engine_guard.go)
 	}
 	e.shard.PutPacked(idx, k, v)
 	e.local.NewAssociations++
@@ -392,14 +410,20 @@ func (e *Engine) markDirty(j uint16) {
 }
 
 // stillValid applies the staleness rules to an existing association: idle
-// past the delete age; a TCP SYN after the client's FIN or RST; an SCTP INIT
-// after SHUTDOWN/ABORT or once the association's tag is known (INIT only
-// starts an association); or its server is gone or must be left.
+// past the delete age (syn_age until it proved its connection); a TCP SYN
+// after the client's FIN or RST; an SCTP INIT after a SHUTDOWN or ABORT
+// with the association's tag (an INIT alone, which anyone can forge, does
+// not move it: the server handles a peer's restart); or its server is gone
+// or must be left.
 func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, m assoc.Meta, now uint32) bool {
 	if !usable(ts, m) {
 		return false
 	}
-	if assoc.Age(now, m.LastSeen()) > ts.DeleteAge {
+	age := ts.DeleteAge
+	if m.Flags()&assoc.FlagProven == 0 {
+		age = ts.SynAge
+	}
+	if assoc.Age(now, m.LastSeen()) > age {
 		e.local.Expired++
 		return false
 	}
@@ -408,7 +432,7 @@ func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, m assoc.Meta, now uin
 		syn := f.TCPFlags&(packet.TCPFlagSYN|packet.TCPFlagACK) == packet.TCPFlagSYN
 		return !(syn && m.Flags()&(assoc.FlagFIN|assoc.FlagRST) != 0)
 	case packet.ProtoSCTP:
-		return !(f.SCTPChunk == packet.SCTPChunkInit && m.Flags()&(assoc.FlagShutdown|assoc.FlagTagLearned) != 0)
+		return !(f.SCTPChunk == packet.SCTPChunkInit && m.Flags()&assoc.FlagShutdown != 0)
 	}
 	return true
 }
@@ -427,7 +451,7 @@ func teardownFlags(f *packet.Flow) uint8 {
 		return fl
 	case packet.ProtoSCTP:
 		switch f.SCTPChunk {
-		case packet.SCTPChunkShutdown, packet.SCTPChunkShutdownAck, packet.SCTPChunkAbort:
+		case packet.SCTPChunkShutdown, packet.SCTPChunkShutdownAck, packet.SCTPChunkShutdownComplete, packet.SCTPChunkAbort:
 			return assoc.FlagShutdown
 		}
 	}
@@ -476,6 +500,7 @@ func (e *Engine) MaybePublish() {
 // Snapshot.
 func (e *Engine) Publish() {
 	e.batches = 0
+	e.local.Unproven = uint64(e.shard.Unproven())
 	e.shared.publish(&e.local, &e.last, e.dirty)
 	e.dirty = e.dirty[:0]
 	if e.epoch++; e.epoch == 0 {

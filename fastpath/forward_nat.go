@@ -756,7 +756,11 @@ func (e *Engine) natReply(frame []byte, cands []natCand, i int, now uint32) Acti
 			e.sets[i], e.hashes[i] = ts, k.Hash() // for the punt ring's Meta
 			return Punt
 		}
-		return e.natOut(frame, ts, i, v.Tag)
+		var delta uint32
+		if ts.Helper != HelperNone {
+			delta = v.Tag // else the client's sequence mark (engine_guard.go)
+		}
+		return e.natOut(frame, ts, i, delta)
 	}
 	e.local.Drops[DropNATNoAssociation]++
 	return Drop

@@ -52,6 +52,7 @@ type setSpec struct {
 	protos    uint8       // ProtoBit* mask; 0 means TCP
 	ports     []PortRange // nil means vipPort only
 	deleteAge uint32      // 0 means testAge
+	synAge    uint32      // 0 means deleteAge
 	servers   []srv
 }
 
@@ -82,7 +83,7 @@ func buildTables(tb testing.TB, gen uint64, specs ...setSpec) *Tables {
 		}
 		ts := &TargetSet{
 			ID: sp.id, Name: fmt.Sprintf("set%d", sp.id), VIP: sp.vip.As16(),
-			Protos: sp.protos, Ports: sp.ports, DeleteAge: sp.deleteAge,
+			Protos: sp.protos, Ports: sp.ports, DeleteAge: sp.deleteAge, SynAge: sp.synAge,
 		}
 		if ts.Protos == 0 {
 			ts.Protos = ProtoBitTCP

@@ -303,7 +303,7 @@ type Associations struct {
 // every slot of every shard (tens of milliseconds for millions of
 // associations), never blocking a worker.
 func CountAssociations(t *Tables, shards []*assoc.Shard) []*Associations {
-	out := make([]*Associations, len(t.ages[assoc.KindFlow]))
+	out := make([]*Associations, len(t.ages.Kind[assoc.KindFlow]))
 	for _, ts := range t.sets {
 		if ts != nil {
 			out[ts.ID] = &Associations{Group: make([][MaxServers]uint32, ts.NumPeerGroups())}

@@ -93,7 +93,11 @@ type TargetSet struct {
 	ExpectTimeout uint32
 	Ports         []PortRange
 	DeleteAge     uint32 // seconds of idleness after which an association is stale
-	Maglev        *maglev.Table
+	// SynAge is DeleteAge for an association that has not proven a
+	// connection yet (assoc.FlagProven; syn_age): what a spoofed source
+	// costs the table. 0 or more than DeleteAge: DeleteAge.
+	SynAge uint32
+	Maglev *maglev.Table
 	// Seed keys the flow hash that picks a server for a flow without an
 	// association ([dataplane] hash_seed; the same on every set). Zero:
 	// maglev.Unkeyed.
@@ -190,17 +194,21 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		if ts.DeleteAge > assoc.MaxAge {
 			ts.DeleteAge = assoc.MaxAge
 		}
+		if ts.SynAge == 0 || ts.SynAge > ts.DeleteAge {
+			ts.SynAge = ts.DeleteAge
+		}
 		t.sets[ts.ID] = ts
 		maxID = max(maxID, int(ts.ID))
 		byVIP[ts.VIP] = append(byVIP[ts.VIP], ts)
 	}
-	flows := make([]uint32, maxID+1)
+	flows, unproven := make([]uint32, maxID+1), make([]uint32, maxID+1)
 	for _, ts := range sets {
-		flows[ts.ID] = ts.DeleteAge
+		flows[ts.ID], unproven[ts.ID] = ts.DeleteAge, ts.SynAge
 	}
-	t.ages[assoc.KindFlow] = flows
-	t.ages[assoc.KindExpect] = expectAges(sets, maxID)
-	t.ages[assoc.KindPersist] = persistAges(sets)
+	t.ages.Kind[assoc.KindFlow] = flows
+	t.ages.Unproven = unproven
+	t.ages.Kind[assoc.KindExpect] = expectAges(sets, maxID)
+	t.ages.Kind[assoc.KindPersist] = persistAges(sets)
 	t.nat = newNATIndex(sets)
 	n := 4
 	for n < 2*len(byVIP) {

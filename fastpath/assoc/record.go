@@ -33,7 +33,8 @@ import (
 //
 // aux is a union by kind and protocol: the SCTP verification tag of a flow
 // (FlagTagLearned), the TCP sequence offset of a flow whose payload a helper
-// rewrote, the server identity of a persistence record, the flow slot a
+// rewrote, the client's sequence mark of another TCP flow (the engine's
+// teardown check), the server identity of a persistence record, the flow slot a
 // verification-tag index entry points at.
 const (
 	stateShift  = 0
@@ -123,7 +124,7 @@ type Key struct {
 type Value struct {
 	Server   uint8  // server slot within the target set (0..15)
 	Gen      uint32 // server generation when chosen (GenBits bits)
-	Flags    uint8  // FlagFIN, FlagRST, FlagShutdown, FlagTagLearned
+	Flags    uint8  // FlagFIN, FlagRST, FlagShutdown, FlagProven (FlagTagLearned)
 	Tag      uint32 // aux: SCTP verification tag, TCP sequence offset, persistence server id
 	LastSeen uint32 // clock reading (see Clock) of the last packet
 	Origin   Origin
@@ -132,10 +133,19 @@ type Value struct {
 
 // Flags a record carries about the connection it records. Four bits.
 const (
-	FlagFIN        uint8 = 1 << iota // a TCP FIN was seen from the client
-	FlagRST                          // a TCP RST was seen from the client
-	FlagShutdown                     // an SCTP SHUTDOWN, SHUTDOWN ACK or ABORT was seen
-	FlagTagLearned                   // Tag holds the flow's SCTP verification tag
+	FlagFIN      uint8 = 1 << iota // a TCP FIN was seen from the client
+	FlagRST                        // a TCP RST was seen from the client
+	FlagShutdown                   // an SCTP SHUTDOWN, SHUTDOWN ACK, SHUTDOWN COMPLETE or ABORT was seen
+	// FlagProven marks a flow that has shown more than one packet of a real
+	// connection (see the engine's proves): a TCP client's ACK after its
+	// first packet, an SCTP packet carrying the tag the server chose, a
+	// second UDP datagram. Flows without it age by the shorter syn_age and
+	// are the ones a flood of spoofed sources makes (Ages.Unproven).
+	FlagProven
+	// FlagTagLearned is FlagProven of an SCTP flow: Tag holds the
+	// verification tag the server chose, learned from the client's packet
+	// after INIT, which is also what proves the association.
+	FlagTagLearned = FlagProven
 )
 
 // Meta is a record's meta word (w3): what the forwarding decision needs, in

@@ -43,12 +43,13 @@ const slotsPerLine = 2
 // goroutine may call Lookup, Get, Range and Live at any time; they never block
 // the owner and never wait on it without bound.
 type Shard struct {
-	slots  []slot // 64-byte aligned, even length
-	lines  uint64 // len(slots) / slotsPerLine
-	limit  int
-	live   int          // owner's count of live entries
-	shared atomic.Int64 // live, published for readers
-	cursor int          // next slot Sweep examines
+	slots    []slot // 64-byte aligned, even length
+	lines    uint64 // len(slots) / slotsPerLine
+	limit    int
+	live     int          // owner's count of live entries
+	unproven int          // owner's count of live flow records without FlagProven
+	shared   atomic.Int64 // live, published for readers
+	cursor   int          // next slot Sweep examines
 }
 
 // NewShard returns a shard that holds up to limit live records. It allocates
@@ -206,12 +207,36 @@ func (s *Shard) PutPacked(idx int, p *Packed, v Value) {
 		testHookMidWrite()
 	}
 	atomic.StoreUint64(&sl.w[1], p.b)
+	oldW2 := sl.w[2]
 	atomic.StoreUint64(&sl.w[2], valueW2(p.c, &v))
 	atomic.StoreUint64(&sl.w[3], uint64(encodeMeta(stateLive, &v, seq+2)))
 	if old&stateMask != stateLive {
 		s.live++
 		s.shared.Store(int64(s.live))
+	} else if unprovenFlow(oldW2, old) {
+		s.unproven--
 	}
+	if unprovenFlow(p.c, uint64(encodeMeta(stateLive, &v, 0))) {
+		s.unproven++
+	}
+}
+
+// unprovenFlow reports whether a live record with key word w2 and meta
+// word meta is a flow without FlagProven.
+func unprovenFlow(w2, meta uint64) bool {
+	return Kind(w2>>kindShift)&3 == KindFlow && Meta(meta).Flags()&FlagProven == 0
+}
+
+// Unproven is the number of live flow records without FlagProven. Owner
+// only.
+func (s *Shard) Unproven() int { return s.unproven }
+
+// SetAux rewrites the aux field (Value.Tag) of slot idx in place: one atomic
+// store, like Touch, so readers see the old or the new value whole. Owner
+// only.
+func (s *Shard) SetAux(idx int, aux uint32) {
+	sl := &s.slots[idx]
+	atomic.StoreUint64(&sl.w[2], sl.w[2]&(1<<auxShift-1)|uint64(aux)<<auxShift)
 }
 
 // Touch records that slot idx saw a packet at clock reading now. It writes
@@ -226,11 +251,15 @@ func (s *Shard) Touch(idx int, now uint32) {
 	atomic.StoreUint64(&sl.w[3], meta&^(seenMask<<seenShift)|uint64(now&seenMask)<<seenShift)
 }
 
-// Mark sets flags on slot idx (the TCP and SCTP teardown evidence). Owner only.
+// Mark sets flags on slot idx (the TCP and SCTP teardown evidence,
+// FlagProven). Owner only.
 func (s *Shard) Mark(idx int, flags uint8) {
 	sl := &s.slots[idx]
 	meta := sl.w[3]
 	if next := meta | uint64(flags&0xF)<<flagShift; next != meta {
+		if unprovenFlow(sl.w[2], meta) && !unprovenFlow(sl.w[2], next) {
+			s.unproven--
+		}
 		atomic.StoreUint64(&sl.w[3], next)
 	}
 }
@@ -245,14 +274,20 @@ func (s *Shard) Delete(idx int) {
 	}
 	atomic.StoreUint64(&sl.w[3], meta&^stateMask|stateTomb)
 	s.live--
+	if unprovenFlow(sl.w[2], meta) {
+		s.unproven--
+	}
 	s.shared.Store(int64(s.live))
 	s.cleanup(idx)
 }
 
 // Ages are the idle times after which Sweep expires records, in clock
-// seconds, indexed by kind and then by the key's Set. A record whose set has
-// no entry (a removed target set) expires at once.
-type Ages [NumKinds][]uint32
+// seconds, by the key's Set. A record whose set has no entry (a removed
+// target set) expires at once.
+type Ages struct {
+	Kind     [NumKinds][]uint32 // by kind, then set
+	Unproven []uint32           // flow records without FlagProven, by set (syn_age)
+}
 
 // Sweep examines the next budget slots, turns live records idle for longer
 // than their age into tombstones, and returns how many it expired. onExpire,
@@ -273,11 +308,18 @@ func (s *Shard) Sweep(budget int, now uint32, ages *Ages, onExpire func(kind Kin
 		case stateLive:
 			w2 := sl.w[2]
 			kind, set := Kind(w2>>kindShift)&3, int(uint16(w2>>setShift)&MaxSetID)
-			if byKind := ages[kind]; set < len(byKind) && Age(now, Meta(meta).LastSeen()) <= byKind[set] {
+			byKind, unproven := ages.Kind[kind], unprovenFlow(w2, meta)
+			if unproven {
+				byKind = ages.Unproven
+			}
+			if set < len(byKind) && Age(now, Meta(meta).LastSeen()) <= byKind[set] {
 				continue
 			}
 			atomic.StoreUint64(&sl.w[3], meta&^stateMask|stateTomb)
 			s.live--
+			if unproven {
+				s.unproven--
+			}
 			expired++
 			if onExpire != nil {
 				onExpire(kind, uint16(set), Meta(meta).Server())

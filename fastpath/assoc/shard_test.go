@@ -93,7 +93,7 @@ func mustFind(s *Shard, k Key) bool {
 
 func TestSweepExpiresIdleOnly(t *testing.T) {
 	s, _ := NewShard(256)
-	ages := &Ages{KindFlow: {0, 10}} // set 1: delete age 10 s
+	ages := &Ages{Kind: [NumKinds][]uint32{KindFlow: {0, 10}}, Unproven: []uint32{0, 10}} // set 1: delete age 10 s
 	for i := 0; i < 100; i++ {
 		insert(t, s, testKey(i), Value{LastSeen: 100})
 	}
@@ -115,7 +115,7 @@ func TestSweepExpiresIdleOnly(t *testing.T) {
 		}
 	}
 	// An association whose target set is gone expires at once.
-	if got := s.Sweep(len(s.slots), 110, &Ages{KindFlow: ages[KindFlow][:1]}, nil); got != 50 {
+	if got := s.Sweep(len(s.slots), 110, &Ages{Kind: [NumKinds][]uint32{KindFlow: ages.Kind[KindFlow][:1]}, Unproven: ages.Kind[KindFlow][:1]}, nil); got != 50 {
 		t.Fatalf("Sweep after set removal expired %d, want 50", got)
 	}
 	// Freed slots take new associations again: the shard is back to empty.
@@ -129,7 +129,7 @@ func TestTombstonesKeepChainsIntact(t *testing.T) {
 	// the others.
 	r := rand.New(rand.NewPCG(1, 2))
 	s, _ := NewShard(512)
-	ages := &Ages{KindFlow: {0, 5}}
+	ages := &Ages{Kind: [NumKinds][]uint32{KindFlow: {0, 5}}, Unproven: []uint32{0, 5}}
 	live := map[int]bool{}
 	for round := 0; round < 50; round++ {
 		for i := 0; i < 200; i++ {
@@ -439,7 +439,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		} else if found {
 			s.Touch(idx, uint32(i))
 		}
-		s.Sweep(8, uint32(i), &Ages{KindFlow: {0, 100}}, nil)
+		s.Sweep(8, uint32(i), &Ages{Kind: [NumKinds][]uint32{KindFlow: {0, 100}}, Unproven: []uint32{0, 100}}, nil)
 	})
 	if allocs != 0 {
 		t.Fatalf("Find/Put/Touch/Sweep allocate %v times per run, want 0", allocs)
@@ -486,7 +486,7 @@ func TestResolveHomeAgreesWithFind(t *testing.T) {
 			s.Put(idx, &k, Value{Server: 2})
 		}
 	}
-	s.Sweep(len(s.slots)/3, 1000, &Ages{KindFlow: {0, 5}}, nil) // tombstones too
+	s.Sweep(len(s.slots)/3, 1000, &Ages{Kind: [NumKinds][]uint32{KindFlow: {0, 5}}, Unproven: []uint32{0, 5}}, nil) // tombstones too
 	for i := 0; i < 1<<15; i++ {
 		k := testKey(r.IntN(1 << 20))
 		p := k.Pack()
@@ -497,5 +497,58 @@ func TestResolveHomeAgreesWithFind(t *testing.T) {
 		if hit >= 0 && (!found || hit != idx) || hit < 0 && inHome {
 			t.Fatalf("key %v: ResolveHome = %d, FindAt = %d, %v", k, hit, idx, found)
 		}
+	}
+}
+
+// TestUnprovenCount: the shard counts its live flow records without
+// FlagProven through every way a record is made, proven, replaced, deleted
+// or expired, and does not count other kinds.
+func TestUnprovenCount(t *testing.T) {
+	s, err := NewShard(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k Key, v Value) int {
+		t.Helper()
+		idx, _ := s.Find(&k, k.Hash())
+		if idx < 0 {
+			t.Fatalf("no room for %+v", k)
+		}
+		s.Put(idx, &k, v)
+		return idx
+	}
+	want := func(n int, what string) {
+		t.Helper()
+		if got := s.Unproven(); got != n {
+			t.Errorf("after %s: Unproven() = %d, want %d", what, got, n)
+		}
+	}
+	a, b, c := testKey(1), testKey(2), testKey(3)
+	ia := put(a, Value{Server: 1, LastSeen: 1})
+	put(b, Value{Server: 1, LastSeen: 1})
+	want(2, "two new flows")
+	s.Mark(ia, FlagProven)
+	want(1, "one proven")
+	s.Mark(ia, FlagFIN)
+	want(1, "a teardown flag on a proven flow")
+	put(a, Value{Server: 2, LastSeen: 1}) // re-selected: a new unproven flow
+	want(2, "replacing a proven flow by an unproven one")
+	put(c, Value{Server: 1, Flags: FlagProven, LastSeen: 1})
+	persist := testKey(4)
+	persist.Kind = KindPersist
+	put(persist, Value{Server: 1, LastSeen: 1})
+	want(2, "a proven flow and a persistence record")
+	ib, _ := s.Find(&b, b.Hash())
+	s.Delete(ib)
+	want(1, "deleting an unproven flow")
+	// The unproven flow ages by Unproven (1 s), the proven one by its
+	// kind's age (100 s).
+	ages := &Ages{Kind: [NumKinds][]uint32{KindFlow: {0, 100}, KindPersist: {0, 100}}, Unproven: []uint32{0, 1}}
+	if n := s.Sweep(len(s.slots), 5, ages, nil); n != 1 {
+		t.Errorf("Sweep at 5 s expired %d records, want 1 (the unproven flow)", n)
+	}
+	want(0, "the unproven flow expired")
+	if _, ok := s.Get(&c); !ok {
+		t.Errorf("the proven flow expired by the unproven age")
 	}
 }
