@@ -80,11 +80,18 @@ const (
 
 // SendGSO transmits frame, an untagged IPv4 TCP packet without IP options,
 // as one GSO super-frame to be cut into segments of mss payload bytes by
-// whoever segments it (nobody, on veth: the peer receives it whole). Its
-// TCP checksum is left partial, as a TSO sender leaves it.
+// whoever segments it. Its TCP checksum is left partial, as a TSO sender
+// leaves it. With mss 0 the frame goes as it is, any frame, no GSO.
 func (s *RawSender) SendGSO(frame []byte, mss int) error {
 	if !s.gso {
 		return fmt.Errorf("raw sender: SendGSO on a sender made without gso")
+	}
+	if mss == 0 {
+		hdr := make([]byte, vnetHdrLen, vnetHdrLen+len(frame))
+		if err := unix.Sendto(s.fd, append(hdr, frame...), 0, &unix.SockaddrLinklayer{Ifindex: s.ifindex}); err != nil {
+			return fmt.Errorf("raw sender: frame (%d bytes): %w", len(frame), err)
+		}
+		return nil
 	}
 	const l4 = 14 + 20
 	if len(frame) < l4+20 || binary.BigEndian.Uint16(frame[12:14]) != 0x0800 || frame[14] != 0x45 || frame[23] != 6 {
