@@ -113,16 +113,19 @@ func trickle(c net.Conn, stop <-chan struct{}) {
 }
 
 func TestAPISlowClientIsCut(t *testing.T) {
-	lim := slowpath.Limits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond}
+	lim := slowpath.Limits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
 	for _, tc := range []struct {
 		name, head string
+		quiet      bool // send head, then nothing
 	}{
 		// The token is checked and refused at once; without a read
 		// timeout the server then waits for the rest of the body to
 		// reuse the connection, for as long as the client trickles.
-		{"body without token", "POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"},
-		{"body with token", "POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"},
-		{"headers", "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "},
+		{"body without token", "POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n", false},
+		{"body with token", "POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n", false},
+		{"headers", "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", false},
+		// A kept-alive connection that sends nothing more.
+		{"idle after a request", "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n\r\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api, _ := serveAPI(t, config.API{Listen: "127.0.0.1:0", Token: "s3cret"}, slowpath.Options{Limits: lim})
@@ -136,7 +139,9 @@ func TestAPISlowClientIsCut(t *testing.T) {
 			}
 			stop := make(chan struct{})
 			defer close(stop)
-			go trickle(c, stop)
+			if !tc.quiet {
+				go trickle(c, stop)
+			}
 			readUntilClosed(t, c)
 			healthy(t, freshClient(), "http://"+api.Addr().String(), "Authorization", "Bearer s3cret")
 		})
@@ -402,6 +407,24 @@ func TestAPITLSAndToken(t *testing.T) {
 		}
 	}
 	healthy(t, hc, base, "Authorization", "Bearer s3cret")
+}
+
+func TestAPITLSHandshakeStallIsCut(t *testing.T) {
+	certPath, keyPath, pool := selfSigned(t, t.TempDir())
+	lim := slowpath.Limits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond}
+	api, _ := serveAPI(t, config.API{Listen: "127.0.0.1:0", Token: "s3cret", TLSCert: certPath, TLSKey: keyPath}, slowpath.Options{Limits: lim})
+	c, err := net.Dial("tcp", api.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Half a TLS record header, then nothing: the handshake never ends.
+	if _, err := c.Write([]byte{0x16, 0x03}); err != nil {
+		t.Fatal(err)
+	}
+	readUntilClosed(t, c)
+	hc := &http.Client{Timeout: guard, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	healthy(t, hc, "https://"+api.Addr().String(), "Authorization", "Bearer s3cret")
 }
 
 func TestAPIRefusesCleartextBeyondLoopback(t *testing.T) {
