@@ -32,7 +32,7 @@ type Backend interface {
 	Servers() []ServerState
 	Alarms() []Alarm
 	AlarmsRaised() map[string]uint64
-	Reload(ctx context.Context) error
+	Reload(ctx context.Context) (ReloadReply, error)
 	SetDrained(ctx context.Context, set, server string, drained bool) error
 }
 

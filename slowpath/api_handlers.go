@@ -227,17 +227,18 @@ func (a *API) alarms(w http.ResponseWriter, _ *http.Request) {
 // ReloadReply is the body of a successful POST /v1/reload.
 type ReloadReply = v1.ReloadResult
 
-// reload answers 200 when the file was applied, 422 with every problem when
+// reload answers 200 when the file was applied (naming the keys that need a
+// restart and were not), 422 with every problem when
 // it is invalid (nothing changed), 409 when it changes what only a restart
 // can.
 func (a *API) reload(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.opTO)
 	defer cancel()
-	err := a.b.Reload(ctx)
+	res, err := a.b.Reload(ctx)
 	var cerrs config.Errors
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, ReloadReply{Generation: a.b.Generation()})
+		writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &cerrs):
 		lines := splitErrors(cerrs)
 		writeJSON(w, http.StatusUnprocessableEntity, ErrorReply{Error: "invalid configuration, nothing changed", Errors: lines})

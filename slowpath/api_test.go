@@ -459,9 +459,18 @@ func TestAlarms(t *testing.T) {
 func TestReload(t *testing.T) {
 	s := newScenario(t, config.API{})
 	code, body := s.do(t, http.MethodPost, "/v1/reload")
-	if code != http.StatusOK || !strings.Contains(string(body), `"generation": 2`) {
+	if code != http.StatusOK || !strings.Contains(string(body), `"generation": 2`) || strings.Contains(string(body), "not_applied") {
 		t.Errorf("POST /v1/reload = %d %s, want 200 generation 2", code, body)
 	}
+	// Keys a reload could not apply are in the reply.
+	s.b.SetNotApplied([]string{"log.level", "log.format"})
+	code, body = s.do(t, http.MethodPost, "/v1/reload")
+	var res slowpath.ReloadReply
+	if err := json.Unmarshal(body, &res); code != http.StatusOK || err != nil || res.Generation != 3 ||
+		!slices.Equal(res.NotApplied, []string{"log.level", "log.format"}) {
+		t.Errorf("POST /v1/reload with keys not applied = %d %s, want 200, generation 3, not_applied [log.level log.format]", code, body)
+	}
+	s.b.SetNotApplied(nil)
 
 	s.b.SetReloadError(config.Errors{
 		{File: "/etc/ipfront.toml", Line: 3, Column: 1, Msg: "unknown key batch_sise", Hint: `did you mean "batch_size"?`},
@@ -481,8 +490,8 @@ func TestReload(t *testing.T) {
 	s.b.SetReloadError(errors.New("apply: boom"))
 	wantError(t, s, http.MethodPost, "/v1/reload", http.StatusInternalServerError, "boom")
 	wantError(t, s, http.MethodGet, "/v1/reload", http.StatusMethodNotAllowed, "method not allowed")
-	if n := s.b.Reloads(); n != 4 {
-		t.Errorf("backend saw %d reloads, want 4", n)
+	if n := s.b.Reloads(); n != 5 {
+		t.Errorf("backend saw %d reloads, want 5", n)
 	}
 }
 

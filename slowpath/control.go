@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
+	"strings"
 
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
 // ErrRestartNeeded reports a reload that changes what only a restart can:
-// the [dataplane] section (interfaces, queues, rings) or the API listener.
+// the [dataplane] section (interfaces, queues, rings) or the API listener;
+// the error names the keys.
 var ErrRestartNeeded = errors.New("change needs a restart")
 
 // ErrUnknownServer reports a drain or enable naming no configured server.
@@ -21,10 +22,13 @@ var ErrUnknownServer = errors.New("no such server")
 // all or nothing: a file that does not parse or validate, a spec whose tables
 // cannot be built and a publication the data plane refuses all leave the
 // daemon as it was (spec, numbering, published tables, steered VIPs), and
-// the error lists every problem with its file:line:column. A valid one is
+// the error lists every problem with its file:line:column; so does a change
+// to [dataplane] or [api], whose keys the error names. A valid one is
 // applied with one table publication: associations whose server remains
-// keep it; the others re-select on their next packet.
-func (d *Daemon) Reload(ctx context.Context) error {
+// keep it; the others re-select on their next packet. Changed [log] keys,
+// which also need a restart, do not stop the rest: the result names them
+// (NotApplied), the log warns, and they stay reported until a restart.
+func (d *Daemon) Reload(ctx context.Context) (ReloadReply, error) {
 	path := d.Spec().Path
 	next, err := config.Load(path)
 	if err != nil {
@@ -32,37 +36,60 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		for _, line := range splitErrors(err) {
 			d.log.Error().Str("config", path).Msg(line)
 		}
-		return err
+		return ReloadReply{}, err
 	}
 	for _, w := range next.Warnings {
 		d.log.Warn().Str("config", path).Msg(w.Error())
 	}
-	return d.do(ctx, func() error { return d.reload(next) })
+	var res ReloadReply
+	err = d.do(ctx, func() (err error) {
+		res, err = d.reload(next)
+		return err
+	})
+	return res, err
 }
 
 // reload applies a validated spec. Control goroutine only.
-func (d *Daemon) reload(next *config.Spec) error {
+func (d *Daemon) reload(next *config.Spec) (ReloadReply, error) {
 	cur := d.cur()
 	path := next.Path
-	if !reflect.DeepEqual(next.Dataplane, cur.spec.Dataplane) || next.API != cur.spec.API {
-		err := fmt.Errorf("%s: [dataplane] or [api] changed: %w; target sets were not applied either", path, ErrRestartNeeded)
+	var restart, notApplied []string
+	for _, k := range config.RestartKeys(cur.spec, next) {
+		if strings.HasPrefix(k, "log.") {
+			notApplied = append(notApplied, k)
+		} else {
+			restart = append(restart, k)
+		}
+	}
+	if len(restart) > 0 {
+		err := fmt.Errorf("%s: %s changed: %w; nothing was applied", path, strings.Join(restart, ", "), ErrRestartNeeded)
 		d.log.Error().Err(err).Msg("reload refused")
-		return err
+		return ReloadReply{}, err
 	}
 	st := *cur
 	st.spec = next
+	if len(notApplied) > 0 {
+		// The spec in force keeps the [log] the daemon runs with, so the
+		// next reload reports the keys again until a restart applies them.
+		applied := *next
+		applied.Log = cur.spec.Log
+		st.spec = &applied
+	}
 	st.down = checkedOnly(cur.down, next)
 	if err := d.apply(&st); err != nil {
 		err = fmt.Errorf("apply %s: %w", path, err)
 		d.log.Error().Err(err).Msg("reload refused, nothing changed")
-		return err
+		return ReloadReply{}, err
 	}
 	d.log.Info().Str("config", path).Uint64("generation", d.Generation()).Int("target_sets", len(next.TargetSets)).Msg("reloaded")
+	if len(notApplied) > 0 {
+		d.log.Warn().Str("config", path).Strs("keys", notApplied).Msg("reload: keys not applied, they need a restart")
+	}
 	if d.health != nil {
 		// Update waits for stopped checkers; they never wait on us (healthQueue).
 		d.health.Update(healthTargets(next))
 	}
-	return nil
+	return ReloadReply{Generation: d.Generation(), NotApplied: notApplied}, nil
 }
 
 // checkedOnly keeps the down verdicts of servers spec still checks: a

@@ -443,7 +443,7 @@ func (h *harness) reload(tb testing.TB, text string) error {
 	h.write(tb, text)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	err := h.d.Reload(ctx)
+	_, err := h.d.Reload(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		tb.Fatalf("Reload did not return within %v", waitLimit)
 	}

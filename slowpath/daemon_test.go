@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/slowpath/balance"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -254,7 +255,7 @@ func TestDaemonReloadFailureChangesNothing(t *testing.T) {
 			spec := parseSpec(t, renumbered)
 			spec.TargetSets[1].TableSize = 1000
 			spec.Path = h.path
-			return h.d.do(context.Background(), func() error { return h.d.reload(spec) })
+			return h.d.do(context.Background(), func() error { _, err := h.d.reload(spec); return err })
 		}},
 		{"VIP map", func(t *testing.T, h *harness) error {
 			h.plane.setFailPublish(errPublish)
@@ -540,4 +541,34 @@ func TestDaemonReloadStaleVIPsStands(t *testing.T) {
 		t.Errorf("spec in force has set %q, want \"new\"", h.d.Spec().TargetSets[0].Name)
 	}
 	t.Logf("steered VIPs (the removed one still steered): %v", vips)
+}
+
+// Issue 10: the flow hash is keyed by [dataplane] hash_seed, the same seed
+// on every generation of one run (a reload must not move flows without an
+// association), and each set carries its syn_age.
+func TestDaemonHashSeedAndSynAge(t *testing.T) {
+	conf := strings.Replace(dataplaneTOML, "[dataplane]\n", "[dataplane]\nhash_seed = \"mated-pair-1\"\n", 1)
+	set := strings.Replace(checkedSet("web", "192.0.2.10", "reselect", 1), "ports = [\"80\"]\n", "ports = [\"80\"]\nsyn_age = \"7s\"\n", 1)
+	h := startDaemon(t, conf+set)
+	tab, _, _ := h.plane.published()
+	seed := config.SeedOf("mated-pair-1")
+	ts, _ := findSlot(t, tab, "web", srvA)
+	if ts.Seed != maglev.NewSeed(seed) {
+		t.Errorf("published seed differs from hash_seed's")
+	}
+	if ts.SynAge != 7 {
+		t.Errorf("SynAge = %d, want 7 (syn_age = \"7s\")", ts.SynAge)
+	}
+	// A reload that changes nothing else keeps the seed, even a random one.
+	h2 := startDaemon(t, dataplaneTOML+set)
+	first, _, _ := h2.plane.published()
+	if err := h2.reload(t, dataplaneTOML+checkedSet("web", "192.0.2.10", "reselect", 2)); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := h2.plane.published()
+	a, _ := findSlot(t, first, "web", srvA)
+	b, _ := findSlot(t, after, "web", srvA)
+	if a.Seed != b.Seed || a.Seed == maglev.Unkeyed {
+		t.Errorf("random seed across a reload: %v then %v; want one keyed seed for the run", a.Seed, b.Seed)
+	}
 }

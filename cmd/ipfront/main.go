@@ -157,8 +157,8 @@ func run(args []string) error {
 	log.Info().Str("listen", api.Addr().String()).Msg("api listening")
 	go func() {
 		for range hup {
-			// Errors are logged by Reload with every position.
-			_ = d.Reload(ctx)
+			// Errors and keys not applied are logged by Reload.
+			_, _ = d.Reload(ctx)
 		}
 	}()
 	err = d.Run(ctx, nil)

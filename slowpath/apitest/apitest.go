@@ -41,6 +41,8 @@ type Backend struct {
 	alarms    []slowpath.Alarm
 	reloadErr error
 	reloads   int
+	// notApplied is what a successful Reload reports as needing a restart.
+	notApplied []string
 	plane     *Plane
 }
 
@@ -112,17 +114,21 @@ func (b *Backend) AlarmsRaised() map[string]uint64 {
 }
 
 // Reload implements slowpath.Backend: it fails with the error SetReloadError
-// chose, else bumps the generation.
-func (b *Backend) Reload(context.Context) error {
+// chose, else bumps the generation and reports the keys SetNotApplied gave.
+func (b *Backend) Reload(context.Context) (slowpath.ReloadReply, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reloads++
 	if b.reloadErr != nil {
-		return b.reloadErr
+		return slowpath.ReloadReply{}, b.reloadErr
 	}
 	b.gen++
-	return nil
+	return slowpath.ReloadReply{Generation: b.gen, NotApplied: slices.Clone(b.notApplied)}, nil
 }
+
+// SetNotApplied sets the keys every later successful Reload reports as
+// not applied.
+func (b *Backend) SetNotApplied(keys []string) { b.mu.Lock(); b.notApplied = keys; b.mu.Unlock() }
 
 // SetDrained implements slowpath.Backend like the daemon: server is a name
 // or an address; a drained server's effective weight is 0.

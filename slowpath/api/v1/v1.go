@@ -238,6 +238,9 @@ type AlarmServer struct {
 // change only a restart can apply 409; either way nothing changed.
 type ReloadResult struct {
 	Generation uint64 `json:"generation"` // of the tables now in force
+	// NotApplied names the keys that changed but need a restart to take
+	// effect, such as "log.level"; the rest of the file was applied.
+	NotApplied []string `json:"not_applied,omitempty"`
 }
 
 // Error is the body of every error response. Errors lists every problem of

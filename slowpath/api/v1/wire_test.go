@@ -49,7 +49,7 @@ func samples() map[string]any {
 				Servers: []v1.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}},
 			{ID: "web-0", Set: "web", Active: false, Raised: raised.Add(-time.Hour), Cleared: raised.Add(-time.Minute), Deviation: 0.01,
 				Servers: []v1.AlarmServer{}}}},
-		"reload": v1.ReloadResult{Generation: 8},
+		"reload": v1.ReloadResult{Generation: 8, NotApplied: []string{"log.level"}},
 		"expectations": v1.Expectations{
 			Helper: v1.HelperCounters{Commands: map[string]uint64{"PORT": 1, "EPRT": 2, "227": 3, "229": 4}, Rewrites: 3,
 				ExpectationsInstalled: 10, ExpectationsUsed: 9, ExpectationsExpired: 8, Expectations: 2,

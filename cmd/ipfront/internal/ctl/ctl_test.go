@@ -269,6 +269,11 @@ func TestCtlReload(t *testing.T) {
 	if out := d.mustRun(t, "reload"); out != "reloaded: tables generation 2\n" {
 		t.Errorf("reload = %q", out)
 	}
+	d.b.SetNotApplied([]string{"log.level", "log.format"})
+	if out, want := d.mustRun(t, "reload"), "reloaded: tables generation 3\nnot applied (need a restart): log.level, log.format\n"; out != want {
+		t.Errorf("reload with keys not applied = %q, want %q", out, want)
+	}
+	d.b.SetNotApplied(nil)
 	problems := config.Errors{
 		{File: "/etc/ipfront/ipfront.toml", Line: 3, Column: 1, Msg: "unknown key batch_sise", Hint: `did you mean "batch_size"?`},
 		{File: "/etc/ipfront/ipfront.toml", Line: 9, Column: 11, Msg: `invalid address "192.0.2.300"`},

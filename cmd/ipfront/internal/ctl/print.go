@@ -229,6 +229,9 @@ func printAlarms(w io.Writer, r *v1.Alarms) {
 
 func printReload(w io.Writer, r *v1.ReloadResult) {
 	fmt.Fprintf(w, "reloaded: tables generation %d\n", r.Generation)
+	if len(r.NotApplied) > 0 {
+		fmt.Fprintf(w, "not applied (need a restart): %s\n", strings.Join(r.NotApplied, ", "))
+	}
 }
 
 func printAdmin(w io.Writer, s *v1.Server) {
