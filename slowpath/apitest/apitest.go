@@ -43,7 +43,7 @@ type Backend struct {
 	reloads   int
 	// notApplied is what a successful Reload reports as needing a restart.
 	notApplied []string
-	plane     *Plane
+	plane      *Plane
 }
 
 var _ slowpath.Backend = (*Backend)(nil)
