@@ -20,6 +20,7 @@ const (
 	DropNATNoRoute                                            // NAT: no route towards the client of a reply
 	DropNATNoAssociation                                      // NAT: a server's frame that matches no association or expectation
 	DropHandoffFull                                           // NAT: the ring to the egress interface's worker was full
+	DropVLANNotConfigured                                     // a VIP frame tagged with a VLAN that [dataplane] vlans does not list
 	NumReasons
 )
 
@@ -27,7 +28,7 @@ const (
 type Reason uint8
 
 var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding", "punt_ring_full",
-	"nat_no_route", "nat_no_association", "handoff_ring_full"}
+	"nat_no_route", "nat_no_association", "handoff_ring_full", "vlan_not_configured"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {

@@ -229,6 +229,10 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 		return Drop
 	}
 	f := &e.flows[i]
+	if f.VLAN != 0 && !e.tables.vlanAllowed(f.VLAN) {
+		e.local.Drops[DropVLANNotConfigured]++
+		return Drop
+	}
 	var slot uint8
 	if f.ICMPError {
 		slot = e.quotedServer(ts, f, i)

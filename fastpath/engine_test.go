@@ -640,6 +640,7 @@ func TestRewrite(t *testing.T) {
 		setSpec{id: 2, vip: vip6, protos: ProtoBitTCP | ProtoBitUDP, servers: weighted(1, 1, 1, 1)},
 		setSpec{id: 5, vip: vip4, protos: ProtoBitSCTP, ports: []PortRange{{sctpPort, sctpPort}}, servers: weighted(1, 1, 1, 1)},
 	)
+	tabs.AllowVLANs([]uint16{100})
 	c4, c6 := client(false, 11), client(true, 11)
 	spec := func(c, vip netip.Addr, proto uint8) packet.FrameSpec {
 		return packet.FrameSpec{SrcMAC: routerMAC, DstMAC: lbMAC, Src: c, Dst: vip, Proto: proto,

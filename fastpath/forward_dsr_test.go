@@ -57,6 +57,7 @@ func dsrTables(t *testing.T) *Tables {
 
 // TestDSRFixtures: L2 direct server return changes the two MAC addresses and
 // nothing else: not the VLAN tag, not a byte of IP or L4, not the checksums.
+// Tagged frames pass only on the VLANs the tables allow.
 func TestDSRFixtures(t *testing.T) {
 	s1, s2 := serverMAC(1, 0, 1, testIface), serverMAC(2, 0, 1, testIface)
 	c4, c6 := client(false, 1), client(true, 1)
@@ -84,10 +85,15 @@ func TestDSRFixtures(t *testing.T) {
 	unresolved.Dst = netip.MustParseAddr("192.0.2.30")
 	noSet := tcp4
 	noSet.DstPort = 81
-	runFixtures(t, dsrTables(t), []fixture{
+	otherVLAN := tcp4
+	otherVLAN.VLAN = 101
+	tab := dsrTables(t)
+	tab.AllowVLANs([]uint16{100, 4094})
+	runFixtures(t, tab, []fixture{
 		{"IPv4 TCP with payload", tcp4, to(tcp4, s1), Transmit},
 		{"IPv6 UDP", udp6, to(udp6, s2), Transmit},
 		{"VLAN-tagged IPv4 TCP keeps its tag", vlan, to(vlan, s1), Transmit},
+		{"a VLAN vlans does not list: dropped untouched", otherVLAN, packet.FrameSpec{}, Drop},
 		{"ICMPv4 fragmentation needed goes to the quoted flow's server", icmp, to(icmp, s1), Transmit},
 		{"ICMPv6 packet too big goes to the quoted flow's server", icmp6, to(icmp6, s2), Transmit},
 		{"server MAC unresolved: dropped untouched", unresolved, packet.FrameSpec{}, Drop},

@@ -83,6 +83,7 @@ func natTables(tb testing.TB) *Tables {
 	if err != nil {
 		tb.Fatalf("NewTables error: %v", err)
 	}
+	nt.AllowVLANs([]uint16{100})
 	routes, err := NewRoutes([]Route{
 		{Prefix: MappedPrefix(netip.MustParsePrefix("203.0.113.0/24")), Iface: testIface, MAC: routerMAC, HasMAC: true},
 		{Prefix: netip.MustParsePrefix("2001:db8:c1::/48"), Iface: testIface, MAC: routerMAC, HasMAC: true},

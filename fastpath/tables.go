@@ -148,6 +148,24 @@ type Tables struct {
 	// Routes are the client-side next hops of NAT replies, kept current by
 	// the slow path between generations (nil: no NAT set can reply).
 	Routes *RouteCell
+	// vlans has bit v set for each VLAN ID whose tagged VIP frames are
+	// forwarded ([dataplane] vlans); a frame tagged with any other is
+	// dropped (vlan_not_configured) rather than sent, tag kept, to servers
+	// that may not be on that VLAN at all.
+	vlans [4096 / 64]uint64
+}
+
+// AllowVLANs lets tagged VIP frames of the given VLAN IDs through. Call it
+// before the tables are published.
+func (t *Tables) AllowVLANs(ids []uint16) {
+	for _, v := range ids {
+		t.vlans[v/64&63] |= 1 << (v % 64)
+	}
+}
+
+// vlanAllowed reports whether tagged VIP frames of VLAN v are forwarded.
+func (t *Tables) vlanAllowed(v uint16) bool {
+	return t.vlans[v/64&63]&(1<<(v%64)) != 0
 }
 
 // vipSlot is an open-addressing bucket: a VIP and the target sets on it.

@@ -104,6 +104,9 @@ type Inputs struct {
 	// NAT resolves where NAT sets' frames leave (route.go); nil leaves
 	// their servers unresolved and their replies unroutable.
 	NAT NATResolver
+	// Seed keys every set's flow hash (the daemon's, resolved once per
+	// start); zero: maglev.Unkeyed.
+	Seed maglev.Seed
 }
 
 // Build turns a validated spec into one generation of fast-path tables and
@@ -134,6 +137,7 @@ func Build(spec *config.Spec, id *Identity, in Inputs) (*fastpath.Tables, *Ident
 	if err != nil {
 		return nil, nil, err
 	}
+	t.AllowVLANs(spec.Dataplane.VLANs)
 	if in.NAT != nil && hasNAT(spec) {
 		t.Routes = in.NAT.Routes()
 	}
@@ -240,6 +244,8 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		Name:      cs.Name,
 		VIP:       cs.Address.As16(),
 		DeleteAge: uint32(min(cs.DeleteAge.Seconds(), assoc.MaxAge)),
+		SynAge:    uint32(min(cs.EffectiveSynAge().Seconds(), assoc.MaxAge)),
+		Seed:      in.Seed,
 	}
 	for _, p := range cs.Protocols {
 		ts.Protos |= fastpath.ProtoBit(uint8(p))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/packet"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
 
@@ -373,4 +375,58 @@ func TestBuildGenerationWrapSkipsInUse(t *testing.T) {
 	if got := held["web/198.51.100.13"]; got == held["web/198.51.100.11"] || got == held["diameter/2001:db8::11"] || got == 0 {
 		t.Fatalf("after the wrap the new server got generation %d; in use: %v", got, held)
 	}
+}
+
+// Issue 10: tagged VIP frames pass only on the VLANs [dataplane] vlans
+// lists; without the key every tagged VIP frame is dropped and counted.
+func TestBuildVLANPolicy(t *testing.T) {
+	mac := func(int, netip.Addr) ([6]byte, bool) { return [6]byte{2, 0, 0, 0, 0, 1}, true }
+	for _, tc := range []struct {
+		conf string
+		pass map[uint16]bool
+	}{
+		{twoSets, map[uint16]bool{0: true, 100: false}},
+		{strings.Replace(twoSets, "[dataplane]\n", "[dataplane]\nvlans = [100, 200]\n", 1), map[uint16]bool{0: true, 100: true, 200: true, 300: false}},
+	} {
+		tab, _, err := Build(parseSpec(t, tc.conf), NewIdentity(), Inputs{Interfaces: 1, MACs: mac, Generation: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for vlan, want := range tc.pass {
+			shard, err := assoc.NewShard(16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := fastpath.NewEngine(shard, 0, [6]byte{2, 0, 0, 0, 0, 2})
+			e.SetTables(tab)
+			frame := make([]byte, 128)
+			n, err := packet.Encode(frame, &packet.FrameSpec{SrcMAC: [6]byte{2, 0, 0, 0, 0, 3}, DstMAC: [6]byte{2, 0, 0, 0, 0, 2},
+				Src: netip.MustParseAddr("203.0.113.7"), Dst: netip.MustParseAddr("192.0.2.10"), Proto: packet.ProtoTCP,
+				SrcPort: 4000, DstPort: 80, TCPFlags: packet.TCPFlagSYN, VLAN: vlan})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acts := make([]fastpath.Action, 1)
+			e.Process([][]byte{frame[:n]}, acts, 1)
+			e.Publish()
+			var c fastpath.Counters
+			e.Snapshot(&c)
+			if got := acts[0] == fastpath.Transmit; got != want {
+				t.Errorf("vlans line %q, frame on VLAN %d: forwarded %v, want %v (drops %v)", vlanLine(tc.conf), vlan, got, want, c.Drops)
+			}
+			if dropped := c.Drops[fastpath.DropVLANNotConfigured] == 1; dropped == want {
+				t.Errorf("VLAN %d: vlan_not_configured counted %v, want %v", vlan, dropped, !want)
+			}
+		}
+	}
+}
+
+// vlanLine is the vlans line of a config, for messages.
+func vlanLine(conf string) string {
+	for _, l := range strings.Split(conf, "\n") {
+		if strings.HasPrefix(l, "vlans") {
+			return l
+		}
+	}
+	return "(none)"
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ipfront/ipfront/fastpath"
+	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/slowpath/config"
 	"github.com/ipfront/ipfront/slowpath/health"
 )
@@ -48,6 +49,12 @@ type Daemon struct {
 	alarmView atomic.Pointer[alarmView] // the alarms as readers see them; nil before the first
 
 	helperStats HelperStats // the FTP helper's counters (helper_loop.go)
+
+	// seed keys the flow hash of every generation this process publishes:
+	// resolved once in Run ([dataplane] hash_seed, else random), since a
+	// seed that changed at a reload would move every flow without an
+	// association.
+	seed maglev.Seed
 
 	// Owned by the control goroutine.
 	samp     loadSampler // balance trackers and alarms
@@ -126,6 +133,11 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 	if d.opts.Start == nil {
 		return errors.New("start data plane: no start function")
 	}
+	seed, err := spec.Dataplane.ResolveHashSeed()
+	if err != nil {
+		return err
+	}
+	d.seed = maglev.NewSeed(seed)
 	dp, err := d.opts.Start(&spec.Dataplane)
 	if err != nil {
 		return fmt.Errorf("start data plane: %w", err)
@@ -238,7 +250,7 @@ func (d *Daemon) apply(next *state) error {
 		return d.opts.Neighbors.Lookup(ifs[iface].Index, addr)
 	}
 	t, id, err := Build(next.spec, next.id, Inputs{Interfaces: len(ifs), MACs: macs, Policy: next.policy,
-		Generation: d.cur().gen + 1, Now: d.opts.Clock.Now(), NAT: d.opts.NAT})
+		Generation: d.cur().gen + 1, Now: d.opts.Clock.Now(), NAT: d.opts.NAT, Seed: d.seed})
 	if err != nil {
 		return fmt.Errorf("build tables: %w", err)
 	}
