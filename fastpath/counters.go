@@ -77,6 +77,12 @@ type Counters struct {
 	FloodStateless  uint64 // openings forwarded by hash without an association: unproven ones held their half of the shard
 	TeardownIgnored uint64 // TCP FIN or RST whose sequence number is far from the client's: not taken as a teardown
 	SCTPTagMismatch uint64 // SCTP teardown chunks without the association's learned verification tag: not taken as a teardown
+	// PartialChecksum counts new flows whose first packet carried only the
+	// pseudo-header sum as its TCP or UDP checksum (packet.PartialChecksum:
+	// a local sender's checksum offload, which copy-mode AF_XDP cannot
+	// complete). The server drops such packets; the fix is on the sender
+	// (`ethtool -K <dev> tx off`). Tested once per flow, not per packet.
+	PartialChecksum uint64
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -89,7 +95,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 26 + int(NumForwardings)
+const numScalars = 27 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -98,9 +104,9 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
 		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort,
-		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch}
+		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch, &c.PartialChecksum}
 	for f := range c.Forwarded {
-		out[26+f] = &c.Forwarded[f]
+		out[27+f] = &c.Forwarded[f]
 	}
 	return out
 }

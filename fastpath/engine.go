@@ -320,6 +320,9 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	// was forwarded statelessly while the table had no room): the hash is
 	// where it went before. An association being re-selected (its server
 	// failed or left) has to move anyway and goes by the set's method.
+	if packet.PartialChecksum(frame, f) {
+		e.local.PartialChecksum++
+	}
 	// Openings while unproven associations hold their share go without
 	// one, by the hash, like any flow without an association.
 	flooded := idx >= 0 && e.flooded()

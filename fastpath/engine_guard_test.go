@@ -253,3 +253,29 @@ func TestHashSeedChoosesServer(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialChecksumCounted: a new flow whose first packet carries only
+// the pseudo-header sum (a local sender's offload) is counted, once per
+// flow; a complete checksum is not.
+func TestPartialChecksumCounted(t *testing.T) {
+	e := newEngine(t, 64, buildTables(t, 1, setSpec{id: 1, vip: vip4, servers: weighted(1)}))
+	good := tcp(t, client(false, 1), 5000, packet.TCPFlagSYN)
+	partial := tcp(t, client(false, 2), 5000, packet.TCPFlagSYN)
+	var f packet.Flow
+	if packet.Parse(partial, &f) != packet.OK {
+		t.Fatal("fixture does not parse")
+	}
+	// Replace the checksum by the pseudo-header sum, as a sender with
+	// checksum offload leaves it.
+	l4Len := int(f.L3Off) + int(f.Len) - int(f.L4Off)
+	sum := packet.Checksum(nil, packet.PseudoHeaderSum4([4]byte(f.Src[12:]), [4]byte(f.Dst[12:]), packet.ProtoTCP, uint16(l4Len)))
+	off := int(f.L4Off) + 16
+	partial[off], partial[off+1] = byte(sum>>8), byte(sum)
+	if !packet.PartialChecksum(partial, &f) {
+		t.Fatal("fixture: packet.PartialChecksum does not see the partial sum")
+	}
+	send(e, 1, good, partial, partial)
+	if got := published(e).PartialChecksum; got != 1 {
+		t.Errorf("PartialChecksum = %d, want 1 (one flow, counted at its first packet)", got)
+	}
+}
