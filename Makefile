@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS ?=
 
-.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate
+.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate soak
 
 all: build
 
@@ -39,6 +39,14 @@ test: vet build
 # checks that every entry still applies to the code.
 mutate:
 	$(GO) run ./tools/mutate -write TESTING.md $(MUTATE_FLAGS)
+
+# The hostile packet suite and the fault tests of make test, SOAK (default
+# 20) times longer: every hostile frame sent 3*SOAK times, SOAK kills and
+# restarts, SOAK silent-server rounds, 10*SOAK reloads under traffic.
+SOAK ?= 20
+soak:
+	IPFRONT_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -v \
+		-run 'TestHostileFrames|TestSIGKILLUnderTraffic|TestRestartCarriesConnections|TestSilentServerFoundByHealthChecks|TestReloadRacingHeavyTraffic' ./e2e/
 
 # Short fuzzing sessions beyond the seed corpora that `make test` replays.
 fuzz:
