@@ -283,7 +283,10 @@ func (e *env) ftpSessions(ctx context.Context, active bool, workers, sessions in
 			n := 0
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				f := strings.Fields(line)
-				if len(f) == 3 && f[0] == "226" && f[1] == strconv.Itoa(ftpSmall) && f[2] != "0" {
+				// The code is the session's last reply curl saw: 226
+				// (transfer complete) or, when curl closed the control
+				// connection before the next session, 221 (QUIT).
+				if len(f) == 3 && (f[0] == "226" || f[0] == "221") && f[1] == strconv.Itoa(ftpSmall) && f[2] != "0" {
 					ok++
 				} else if len(failed) < 3 {
 					failed = append(failed, strconv.Quote(line))
@@ -315,7 +318,7 @@ func (e *env) ftpTransfer(ctx context.Context, active bool, size int64, r *rateR
 		return
 	}
 	f := strings.Fields(out)
-	if len(f) != 4 || f[0] != "226" || f[1] != strconv.FormatInt(size, 10) {
+	if len(f) != 4 || (f[0] != "226" && f[0] != "221") || f[1] != strconv.FormatInt(size, 10) {
 		r.Failed, r.Err = 1, fmt.Errorf("transfer of %d bytes: curl reported %q", size, strings.TrimSpace(out))
 		return
 	}

@@ -761,6 +761,7 @@ const reproduceText = "## Reproduce\n\n```sh\n" +
 	"make bench-smoke  # every step, tiny; bench/out/smoke.md; part of make test\n" +
 	"make profile      # ipfront under pktgen load: bench/out/cpu.pprof, perf.txt, flame.svg\n" +
 	"bench/harness.sh overhead [-place rps] [-rounds N] [-alt BIN]  # ipfront against xskfwd only: rounds + accounting\n" +
+	"bench/harness.sh full -only nat,nat-conn,nat-ftp  # some sections only (see -help): bench/out/only.md\n" +
 	"```\n\n" +
 	"Needs root, kernel 5.15+ with BTF, and Debian's nftables and haproxy packages (`.ci/run` installs them; a missing one\n" +
 	"turns its rows into \"skipped\"). Logs of every process and the configurations used are under bench/out/. The harness\n" +
