@@ -48,11 +48,28 @@ soak:
 	IPFRONT_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -v \
 		-run 'TestHostileFrames|TestSIGKILLUnderTraffic|TestRestartCarriesConnections|TestSilentServerFoundByHealthChecks|TestReloadRacingHeavyTraffic' ./e2e/
 
-# Short fuzzing sessions beyond the seed corpora that `make test` replays.
+# Fuzzing beyond the seed corpora that `make test` replays: every fuzz target
+# of the repository (found by its `func FuzzXxx` line, so a new parser's
+# target joins by itself: packets, the engine, config, the control API, FTP)
+# runs for FUZZTIME, one after another; the whole run is bounded by the
+# number of targets times FUZZTIME (8 targets at the default 15s: about two
+# and a half minutes with compilation). A crasher is written under the
+# package's testdata/fuzz/FuzzXxx/ and fails the run; commit that file and
+# it is a regression test `make test` replays from then on.
+# FUZZTIME=2m for longer sessions, FUZZ=FuzzAPI for the targets matching a
+# regular expression.
+FUZZTIME ?= 15s
+FUZZ     ?= .
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fastpath/packet/
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./slowpath/config/
-	$(GO) test -run '^$$' -fuzz FuzzConn -fuzztime 60s ./slowpath/helper/ftp/
+	@set -e; n=0; \
+	for f in $$(grep -rl --include='*_test.go' --exclude-dir=out '^func Fuzz' . | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f | grep -E -- '$(FUZZ)'); do \
+			echo "== $$t ($$(dirname $$f), $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f)/; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each, no crasher"
 
 bench: build
 	bench/harness.sh full
