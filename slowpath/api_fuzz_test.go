@@ -73,7 +73,7 @@ func FuzzAPI(f *testing.F) {
 	guarded := slowpath.New(b, config.API{Listen: "192.0.2.1:9180", Token: token}, slowpath.Options{})
 
 	for _, s := range []struct {
-		method, path uint8
+		method, path                       uint8
 		suffix, query, auth, origin, ctype string
 		body                               []byte
 	}{
