@@ -173,8 +173,12 @@ func (e *env) ipfrontConfig(name string, c ipfCfg) (string, error) {
 	var b strings.Builder
 	// One queue of the DUT's two-queue veth: partial_queues says the
 	// generator's traffic is meant for queue 0 only (ipfront refuses a
-	// subset of queues otherwise).
+	// subset of queues otherwise). A base daemon (c.binary, the overhead
+	// profile's before column) predates the key and refuses it as unknown.
 	queues := "[0]\npartial_queues = true"
+	if c.binary != "" {
+		queues = "[0]"
+	}
 	if c.queues > 1 {
 		queues = `"all"`
 	}
