@@ -17,6 +17,7 @@ func decodeSpec(r *reporter, doc map[string]any) *Spec {
 		Dataplane: decodeDataplane(root.sub("dataplane")),
 		Log:       decodeLog(root.sub("log")),
 		API:       decodeAPI(root.sub("api")),
+		BGP:       decodeBGP(root.sub("bgp")), // bgp.go
 	}
 	setTables := root.tables("target_set")
 	for _, t := range setTables {

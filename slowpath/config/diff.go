@@ -7,7 +7,7 @@ import (
 )
 
 // RestartKeys returns the keys of the tables a running daemon cannot change
-// ([dataplane], [api] and [log]) whose values differ between old and next,
+// ([dataplane], [api], [bgp] and [log]) whose values differ between old and next,
 // as key paths in file order of the Spec's fields: "dataplane.queues",
 // "log.level". A reload uses it to refuse, or to report as not applied,
 // exactly the keys that need a restart instead of ignoring them.
@@ -15,6 +15,11 @@ func RestartKeys(old, next *Spec) []string {
 	var out []string
 	out = appendChanged(out, "dataplane", reflect.ValueOf(old.Dataplane), reflect.ValueOf(next.Dataplane))
 	out = appendChanged(out, "api", reflect.ValueOf(old.API), reflect.ValueOf(next.API))
+	if old.BGP.Enabled != next.BGP.Enabled {
+		out = append(out, "bgp") // the table came or went: not each of its keys
+	} else {
+		out = appendChanged(out, "bgp", reflect.ValueOf(old.BGP), reflect.ValueOf(next.BGP))
+	}
 	return appendChanged(out, "log", reflect.ValueOf(old.Log), reflect.ValueOf(next.Log))
 }
 
@@ -39,6 +44,7 @@ func appendChanged(out []string, table string, a, b reflect.Value) []string {
 var irregularKeys = map[string]string{
 	"CPUs": "cpus", "XDPMode": "xdp_mode", "VLANs": "vlans", "PProf": "pprof",
 	"TLSCert": "tls_cert", "TLSKey": "tls_key", "HashSeedSet": "hash_seed",
+	"ASN": "asn", "RouterID": "router_id", "MED": "med", "MEDSet": "med", "Neighbors": "neighbor",
 }
 
 // fieldKey is the configuration key of a Spec field: MaxAssociations ->

@@ -12,9 +12,11 @@ const MaxServers = 16
 // Spec is a parsed and validated ipfront configuration. Build one with Load
 // or Parse; a Spec built in code should be checked with Validate.
 type Spec struct {
-	Dataplane  Dataplane
-	Log        Log
-	API        API
+	Dataplane Dataplane
+	Log       Log
+	API       API
+	// BGP is the [bgp] table (bgp.go): how the VIPs are announced.
+	BGP        BGP
 	TargetSets []TargetSet // in file order
 	// PersistenceGroups are the [[persistence_group]] tables (persist.go),
 	// in file order.

@@ -24,6 +24,7 @@ func (s *Spec) validate(r *reporter) {
 	s.Dataplane.validate(r)
 	s.Log.validate(r)
 	s.API.validate(r)
+	s.BGP.validate(r) // bgp.go
 	validateTargetSets(r, s.TargetSets)
 	validatePersistence(r, s) // persist.go
 	validateLimits(r, s)      // limits.go
