@@ -32,6 +32,7 @@ type Backend interface {
 	Servers() []ServerState
 	Alarms() []Alarm
 	AlarmsRaised() map[string]uint64
+	TableFullRaised() map[string]uint64 // table-full alarms raised per worker since start
 	Reload(ctx context.Context) (ReloadReply, error)
 	SetDrained(ctx context.Context, set, server string, drained bool) error
 }

@@ -29,11 +29,14 @@ func (a *API) status(w http.ResponseWriter, _ *http.Request) {
 			rep.Interfaces = append(rep.Interfaces, InterfaceStatus{Name: ifc.Name, Index: ifc.Index, XDPMode: ifc.XDPMode.String(), Queues: ifc.Queues})
 		}
 		snap, r := snapshotPlane(p), a.rates.current()
+		full := tableFullWorkers(a.b.Alarms())
 		for i := range snap.workers {
 			wk, c := &snap.workers[i], snap.per[i]
 			rx, tx := r.worker(wk.Name())
+			limit := wk.Assoc.Limit()
 			rep.Workers = append(rep.Workers, WorkerStatus{Name: wk.Name(), Interface: wk.Interface, Queue: wk.Queue, CPU: wk.CPU,
-				Associations: wk.Assoc.Live(), Capacity: wk.Assoc.Limit(), RxPackets: c.RxPackets, TxPackets: c.TxPackets, RxPPS: rx, TxPPS: tx})
+				Associations: wk.Assoc.Live(), Capacity: limit, RxPackets: c.RxPackets, TxPackets: c.TxPackets, RxPPS: rx, TxPPS: tx,
+				Unproven: int(c.Unproven), UnprovenLimit: int(unprovenLimit(limit)), TableFull: full[wk.Name()]})
 		}
 	}
 	code := http.StatusOK
@@ -41,6 +44,17 @@ func (a *API) status(w http.ResponseWriter, _ *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, rep)
+}
+
+// tableFullWorkers names the workers whose table-full alarm is active.
+func tableFullWorkers(alarms []Alarm) map[string]bool {
+	out := map[string]bool{}
+	for _, al := range alarms {
+		if al.Kind == AlarmTableFull && al.Active {
+			out[al.Worker] = true
+		}
+	}
+	return out
 }
 
 type (
@@ -74,18 +88,21 @@ func countersOf(p Plane) CountersReply {
 		Servers: []ServerCounters{}, Workers: []WorkerCounters{},
 	}
 	rep.SteeredToXSK, rep.PassedToKernel, _ = p.SteeringStats()
+	var unprovenLim uint64
 	for i := range snap.workers {
 		wk, wc := &snap.workers[i], snap.per[i]
-		live := wk.Assoc.Live()
+		live, lim := wk.Assoc.Live(), unprovenLimit(wk.Assoc.Limit())
+		unprovenLim += lim
 		rep.Associations += live
 		rep.Workers = append(rep.Workers, WorkerCounters{
 			Name: wk.Name(), Interface: wk.Interface, Queue: wk.Queue, CPU: wk.CPU,
 			RxPackets: wc.RxPackets, RxBytes: wc.RxBytes, TxPackets: wc.TxPackets, TxBytes: wc.TxBytes,
 			Dropped: wc.Dropped(), Drops: dropMap(wc), Associations: live, Capacity: wk.Assoc.Limit(),
 			NewAssociations: wc.NewAssociations, Reselected: wc.Reselected, Expired: wc.Expired,
-			Stateless: wc.Stateless, ICMPForwarded: wc.ICMPForwarded,
+			Stateless: wc.Stateless, ICMPForwarded: wc.ICMPForwarded, Defences: defencesOf(wc, lim),
 		})
 	}
+	rep.Defences = defencesOf(c, unprovenLim)
 	if t := snap.tables; t != nil {
 		for _, ts := range t.Sets() {
 			for slot, s := range ts.Servers {

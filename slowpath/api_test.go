@@ -17,6 +17,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath/assoc"
 	"github.com/ipfront/ipfront/fastpath/packet"
 	"github.com/ipfront/ipfront/slowpath"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/apitest"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -71,11 +72,13 @@ func newScenario(t *testing.T, cfg config.API) *scenario {
 		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes = 1000, 120000, 900, 100000
 		c.Drops[fastpath.DropNoServer], c.Drops[packet.Truncated] = 7, 3
 		c.NewAssociations, c.Expired, c.Stateless = 25, 2, 1
+		c.Unproven, c.FloodStateless, c.TeardownIgnored, c.PartialChecksum = 3, 5, 7, 11
 	})
 	s.p.Worker(1).Update(func(c *fastpath.Counters) {
 		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes = 500, 60000, 450, 50000
 		c.Drops[fastpath.DropTxRingFull] = 2
 		c.NewAssociations, c.Reselected, c.ICMPForwarded = 10, 1, 4
+		c.Unproven, c.TeardownIgnored, c.SCTPTagMismatch = 1, 2, 13
 	})
 	s.p.AddServerTraffic(t, 0, "web", webA, 300, 30000)
 	s.p.AddServerTraffic(t, 0, "web", webB, 700, 70000)
@@ -147,6 +150,9 @@ func wantError(t *testing.T, s *scenario, method, path string, code int, contain
 
 func TestStatus(t *testing.T) {
 	s := newScenario(t, config.API{})
+	s.p.Worker(0).Update(func(c *fastpath.Counters) { c.Unproven = 32 })
+	s.b.SetAlarms([]slowpath.Alarm{{ID: "table-full-eth1/0-1", Kind: slowpath.AlarmTableFull, Worker: "eth1/0", Active: true},
+		{ID: "table-full-eth1/1-1", Kind: slowpath.AlarmTableFull, Worker: "eth1/1", Active: false}})
 	st := get[slowpath.StatusReply](t, s, "/v1/status")
 	if !st.Ready || st.Generation != 1 {
 		t.Errorf("ready, generation = %v, %d, want true, 1", st.Ready, st.Generation)
@@ -156,8 +162,10 @@ func TestStatus(t *testing.T) {
 		t.Errorf("interfaces = %+v", st.Interfaces)
 	}
 	want := []slowpath.WorkerStatus{
-		{Name: "eth1/0", Interface: "eth1", Queue: 0, CPU: 2, Associations: 25, Capacity: 64, RxPackets: 1000, TxPackets: 900},
-		{Name: "eth1/1", Interface: "eth1", Queue: 1, CPU: -1, Associations: 10, Capacity: 64, RxPackets: 500, TxPackets: 450},
+		{Name: "eth1/0", Interface: "eth1", Queue: 0, CPU: 2, Associations: 25, Capacity: 64, RxPackets: 1000, TxPackets: 900,
+			Unproven: 32, UnprovenLimit: 32, TableFull: true},
+		{Name: "eth1/1", Interface: "eth1", Queue: 1, CPU: -1, Associations: 10, Capacity: 64, RxPackets: 500, TxPackets: 450,
+			Unproven: 1, UnprovenLimit: 32},
 	}
 	if !slices.Equal(st.Workers, want) {
 		t.Errorf("workers = %+v\nwant %+v", st.Workers, want)
@@ -219,6 +227,18 @@ func TestCounters(t *testing.T) {
 		c.Workers[0].Drops["no_server"] != 7 || c.Workers[1].Associations != 10 || c.Workers[1].Capacity != 64 ||
 		c.Workers[1].ICMPForwarded != 4 || c.Workers[1].Reselected != 1 {
 		t.Errorf("workers = %+v", c.Workers)
+	}
+	// The flood and teardown defences, per worker and in totals (the
+	// unproven limit is half of each 64-record shard).
+	wantDef := []v1.Defences{{Unproven: 3, UnprovenLimit: 32, FloodStateless: 5, TeardownIgnored: 7, PartialChecksum: 11},
+		{Unproven: 1, UnprovenLimit: 32, TeardownIgnored: 2, SCTPTagMismatch: 13}}
+	if c.Defences != (v1.Defences{Unproven: 4, UnprovenLimit: 64, FloodStateless: 5, TeardownIgnored: 9, SCTPTagMismatch: 13, PartialChecksum: 11}) {
+		t.Errorf("defence totals = %+v", c.Defences)
+	}
+	for i := range c.Workers {
+		if i < len(wantDef) && c.Workers[i].Defences != wantDef[i] {
+			t.Errorf("worker %s defences = %+v, want %+v", c.Workers[i].Name, c.Workers[i].Defences, wantDef[i])
+		}
 	}
 	want := map[string]slowpath.ServerCounters{
 		"web-a":       {Set: "web", Name: "web-a", Address: "198.51.100.11", Weight: 1, Packets: 300, Bytes: 30000},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/fastpath/assoc"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 	"github.com/ipfront/ipfront/slowpath/balance"
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -30,13 +31,15 @@ type loadSampler struct {
 	// set's tracker (a reload may remove and re-add the set) and the capped
 	// alarm history, so alarm ids never repeat and the metric never falls.
 	raised map[string]uint64
-	dirty  bool // alarms or raised changed since publishAlarms
+	tables map[string]*tableWatch // table-full alarms' state by worker name (alarm_table.go)
+	dirty  bool                   // alarms or raised changed since publishAlarms
 }
 
 // alarmView is what readers see of the alarms; immutable once stored.
 type alarmView struct {
-	alarms []Alarm // active ones first
-	raised map[string]uint64
+	alarms      []Alarm // active ones first
+	raised      map[string]uint64
+	tableRaised map[string]uint64 // table-full alarms by worker
 }
 
 // publishAlarms stores a copy of the alarms for readers when they changed.
@@ -44,7 +47,8 @@ func (d *Daemon) publishAlarms() {
 	if !d.samp.dirty {
 		return
 	}
-	v := &alarmView{alarms: make([]Alarm, 0, len(d.samp.alarms)), raised: maps.Clone(d.samp.raised)}
+	v := &alarmView{alarms: make([]Alarm, 0, len(d.samp.alarms)), raised: maps.Clone(d.samp.raised),
+		tableRaised: d.samp.tableRaisedCounts()}
 	for _, active := range []bool{true, false} {
 		for _, a := range d.samp.alarms {
 			if a.Active == active {
@@ -67,8 +71,9 @@ func (d *Daemon) sample(now time.Time) {
 		return
 	}
 	cur := d.cur()
-	workers := dp.Workers()
-	c := snapshotPlane(dp).total
+	snap := snapshotPlane(dp)
+	workers, c := snap.workers, snap.total
+	d.trackTableFull(snap, now)
 	// Per-server association counts come from the workers' gauges; only
 	// peer groups need a walk of the shards (about 35 ms per million
 	// associations), so only sets that use them pay for it.
@@ -217,7 +222,7 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 	case res.Raised:
 		d.samp.raised[cs.Name]++
 		id := fmt.Sprintf("balance-%s-%d", cs.Name, d.samp.raised[cs.Name])
-		d.samp.alarms = append(d.samp.alarms, Alarm{ID: id, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
+		d.samp.alarms = append(d.samp.alarms, Alarm{ID: id, Kind: v1.AlarmBalance, Set: cs.Name, Active: true, Raised: now, Deviation: res.Deviation, Servers: servers})
 		ev := d.log.Warn().Str("alarm", id).Str("target_set", cs.Name).Float64("deviation", res.Deviation)
 		for _, s := range servers {
 			ev = ev.Str("server_"+s.Name, fmt.Sprintf("packets=%.3f assoc=%.3f weight=%.3f", s.PacketShare, s.AssocShare, s.WeightShare))
@@ -237,16 +242,14 @@ func (d *Daemon) trackAlarm(cs *config.TargetSet, res *balance.Result, now time.
 			}
 		}
 	}
-	if len(d.samp.alarms) > maxAlarmHistory {
-		d.samp.alarms = append([]Alarm(nil), d.samp.alarms[len(d.samp.alarms)-maxAlarmHistory:]...)
-	}
+	d.trimAlarms()
 }
 
 // clearAlarms ends every active alarm of a set and logs it.
 func (d *Daemon) clearAlarms(set string, now time.Time, why string) {
 	for i := range d.samp.alarms {
 		a := &d.samp.alarms[i]
-		if a.Set != set || !a.Active {
+		if a.Kind != v1.AlarmBalance || a.Set != set || !a.Active {
 			continue
 		}
 		a.Active, a.Cleared = false, now

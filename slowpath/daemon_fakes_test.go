@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -385,6 +385,32 @@ type harness struct {
 	prober *fakeProber
 	path   string // the configuration file
 	errc   chan error
+	logs   *logBuffer // what the daemon logged
+}
+
+// logBuffer collects a daemon's log lines; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the logged lines that contain s.
+func (l *logBuffer) lines(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // startDaemon writes text to a configuration file, loads it and runs a
@@ -393,7 +419,7 @@ type harness struct {
 func startDaemon(tb testing.TB, text string, failing ...netip.Addr) *harness {
 	tb.Helper()
 	h := &harness{plane: newFakePlane(tb, 2), clock: newFakeClock(), prober: newFakeProber(),
-		path: filepath.Join(tb.TempDir(), "ipfront.toml"), errc: make(chan error, 1)}
+		path: filepath.Join(tb.TempDir(), "ipfront.toml"), errc: make(chan error, 1), logs: new(logBuffer)}
 	for _, a := range failing {
 		h.prober.setFailing(a, true)
 	}
@@ -402,7 +428,7 @@ func startDaemon(tb testing.TB, text string, failing ...netip.Addr) *harness {
 	if err != nil {
 		tb.Fatalf("load %s: %v", h.path, err)
 	}
-	h.d = NewDaemon(spec, zerolog.New(io.Discard), DaemonOptions{Start: h.plane.start, Clock: h.clock,
+	h.d = NewDaemon(spec, zerolog.New(h.logs), DaemonOptions{Start: h.plane.start, Clock: h.clock,
 		Neighbors: fakeNeighbors{}, Probe: h.prober.probe})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})

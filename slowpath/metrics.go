@@ -38,13 +38,23 @@ var (
 	descSrvResolved = prometheus.NewDesc("ipfront_server_resolved", "1 if the server's MAC is known on every interface.", serverLabel, nil)
 	descAlarm       = prometheus.NewDesc("ipfront_balance_alarm_active", "1 while the target set's balance alarm is raised.", setLabel, nil)
 	descAlarmsTotal = prometheus.NewDesc("ipfront_alarms_raised_total", "Balance alarms raised for the target set since start.", setLabel, nil)
-	descGeneration  = prometheus.NewDesc("ipfront_tables_generation", "Generation of the forwarding tables last published.", nil, nil)
-	descReady       = prometheus.NewDesc("ipfront_ready", "1 once start-up finished.", nil, nil)
+	// Flood and forged-teardown defences (fastpath/engine_guard.go) and
+	// the table-full alarm (alarm_table.go).
+	descUnproven        = prometheus.NewDesc("ipfront_associations_unproven", "Associations in the worker's shard that have not proven a connection yet.", workerLabel, nil)
+	descUnprovenLimit   = prometheus.NewDesc("ipfront_associations_unproven_limit", "Unproven associations the worker's shard holds at most (half its capacity); at the limit openings go by the hash without an association.", workerLabel, nil)
+	descFloodStateless  = prometheus.NewDesc("ipfront_flood_stateless_forwarded_total", "Openings forwarded by the hash without an association because unproven associations held their limit (also counted in ipfront_stateless_forwarded_total).", nil, nil)
+	descTeardownIgnored = prometheus.NewDesc("ipfront_teardowns_ignored_total", "Teardowns forwarded but not taken as ending the association, by reason: tcp_out_of_window (FIN/RST far from the client's sequence), sctp_bad_tag (SCTP teardown without the learned verification tag).", []string{"reason"}, nil)
+	descPartialCsum     = prometheus.NewDesc("ipfront_partial_checksum_flows_total", "New flows whose first packet carried only the pseudo-header checksum (a local sender's TX checksum offload; the server drops them).", nil, nil)
+	descTableFull       = prometheus.NewDesc("ipfront_table_full_alarm_active", "1 while the worker's table-full alarm is raised.", workerLabel, nil)
+	descTableFullTotal  = prometheus.NewDesc("ipfront_table_full_alarms_raised_total", "Table-full alarms raised for the worker since start.", workerLabel, nil)
+	descGeneration      = prometheus.NewDesc("ipfront_tables_generation", "Generation of the forwarding tables last published.", nil, nil)
+	descReady           = prometheus.NewDesc("ipfront_ready", "1 once start-up finished.", nil, nil)
 
 	allDescs = []*prometheus.Desc{descRxPackets, descRxBytes, descTxPackets, descTxBytes, descDrops, descAssocs,
 		descAssocCap, descCreated, descReselected, descExpired, descStateless, descICMP, descSteered, descPassed,
 		descSrvPackets, descSrvBytes, descSrvWeight, descSrvCfgW, descSrvUp, descSrvDrained, descSrvResolved,
-		descAlarm, descAlarmsTotal, descGeneration, descReady}
+		descAlarm, descAlarmsTotal, descGeneration, descReady, descUnproven, descUnprovenLimit, descFloodStateless,
+		descTeardownIgnored, descPartialCsum, descTableFull, descTableFullTotal}
 )
 
 // collector exports the daemon and data plane to Prometheus.
@@ -75,9 +85,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	total := new(fastpath.Counters)
 	var idx serverIndex
+	alarms := c.b.Alarms()
 	if p := c.plane(); p != nil {
 		snap := snapshotPlane(p)
 		total, idx = snap.total, indexServers(snap.tables)
+		// Every worker has both table-full series, zero included.
+		full, raised := tableFullWorkers(alarms), c.b.TableFullRaised()
 		for i := range snap.workers {
 			wk, wc := &snap.workers[i], snap.per[i]
 			name := wk.Name()
@@ -87,6 +100,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTxBytes, wc.TxBytes, name)
 			gauge(descAssocs, float64(wk.Assoc.Live()), name)
 			gauge(descAssocCap, float64(wk.Assoc.Limit()), name)
+			gauge(descUnproven, float64(wc.Unproven), name)
+			gauge(descUnprovenLimit, float64(unprovenLimit(wk.Assoc.Limit())), name)
+			gauge(descTableFull, b2f(full[name]), name)
+			counter(descTableFullTotal, raised[name], name)
 		}
 		if redirected, passed, err := p.SteeringStats(); err == nil {
 			counter(descSteered, redirected)
@@ -101,6 +118,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descExpired, total.Expired)
 	counter(descStateless, total.Stateless)
 	counter(descICMP, total.ICMPForwarded)
+	counter(descFloodStateless, total.FloodStateless)
+	counter(descTeardownIgnored, total.TeardownIgnored, "tcp_out_of_window")
+	counter(descTeardownIgnored, total.SCTPTagMismatch, "sctp_bad_tag")
+	counter(descPartialCsum, total.PartialChecksum)
 
 	for _, st := range c.b.Servers() {
 		l := []string{st.Set, st.Name, st.Address.String()}
@@ -133,7 +154,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	sort.Strings(sets[len(c.b.Spec().TargetSets):])
-	for _, al := range c.b.Alarms() {
+	for _, al := range alarms {
+		if al.Kind == AlarmTableFull {
+			continue
+		}
 		active[al.Set] = active[al.Set] || al.Active
 	}
 	for _, s := range sets {

@@ -19,6 +19,9 @@ func TestMetrics(t *testing.T) {
 		{ID: "web-1", Set: "web", Active: false},
 		{ID: "web-2", Set: "web", Active: true},
 		{ID: "old-1", Set: "old", Active: false}, // a set since removed
+		// Table-full alarms count per worker, not as a set's.
+		{ID: "table-full-eth1/1-1", Kind: slowpath.AlarmTableFull, Worker: "eth1/1", Active: false},
+		{ID: "table-full-eth1/1-2", Kind: slowpath.AlarmTableFull, Worker: "eth1/1", Active: true},
 	})
 	s.b.UpdateServer("dns", dnsSrv, func(st *slowpath.ServerState) { st.Healthy, st.EffectiveWeight = false, 0 })
 	if err := s.b.SetDrained(t.Context(), "web", "web-a", true); err != nil { // generation 2
@@ -89,6 +92,32 @@ ipfront_balance_alarm_active{set="web"} 1
 ipfront_alarms_raised_total{set="dns"} 0
 ipfront_alarms_raised_total{set="old"} 1
 ipfront_alarms_raised_total{set="web"} 2
+# HELP ipfront_associations_unproven Associations in the worker's shard that have not proven a connection yet.
+# TYPE ipfront_associations_unproven gauge
+ipfront_associations_unproven{worker="eth1/0"} 3
+ipfront_associations_unproven{worker="eth1/1"} 1
+# HELP ipfront_associations_unproven_limit Unproven associations the worker's shard holds at most (half its capacity); at the limit openings go by the hash without an association.
+# TYPE ipfront_associations_unproven_limit gauge
+ipfront_associations_unproven_limit{worker="eth1/0"} 32
+ipfront_associations_unproven_limit{worker="eth1/1"} 32
+# HELP ipfront_flood_stateless_forwarded_total Openings forwarded by the hash without an association because unproven associations held their limit (also counted in ipfront_stateless_forwarded_total).
+# TYPE ipfront_flood_stateless_forwarded_total counter
+ipfront_flood_stateless_forwarded_total 5
+# HELP ipfront_teardowns_ignored_total Teardowns forwarded but not taken as ending the association, by reason: tcp_out_of_window (FIN/RST far from the client's sequence), sctp_bad_tag (SCTP teardown without the learned verification tag).
+# TYPE ipfront_teardowns_ignored_total counter
+ipfront_teardowns_ignored_total{reason="sctp_bad_tag"} 13
+ipfront_teardowns_ignored_total{reason="tcp_out_of_window"} 9
+# HELP ipfront_partial_checksum_flows_total New flows whose first packet carried only the pseudo-header checksum (a local sender's TX checksum offload; the server drops them).
+# TYPE ipfront_partial_checksum_flows_total counter
+ipfront_partial_checksum_flows_total 11
+# HELP ipfront_table_full_alarm_active 1 while the worker's table-full alarm is raised.
+# TYPE ipfront_table_full_alarm_active gauge
+ipfront_table_full_alarm_active{worker="eth1/0"} 0
+ipfront_table_full_alarm_active{worker="eth1/1"} 1
+# HELP ipfront_table_full_alarms_raised_total Table-full alarms raised for the worker since start.
+# TYPE ipfront_table_full_alarms_raised_total counter
+ipfront_table_full_alarms_raised_total{worker="eth1/0"} 0
+ipfront_table_full_alarms_raised_total{worker="eth1/1"} 2
 # HELP ipfront_tables_generation Generation of the forwarding tables last published.
 # TYPE ipfront_tables_generation gauge
 ipfront_tables_generation 2
@@ -100,7 +129,10 @@ ipfront_ready 1
 		"ipfront_association_capacity", "ipfront_associations_created_total", "ipfront_associations_reselected_total",
 		"ipfront_associations_expired_total", "ipfront_stateless_forwarded_total", "ipfront_server_packets_total",
 		"ipfront_server_bytes_total", "ipfront_server_weight", "ipfront_server_up", "ipfront_server_drained",
-		"ipfront_balance_alarm_active", "ipfront_alarms_raised_total", "ipfront_tables_generation", "ipfront_ready"}
+		"ipfront_balance_alarm_active", "ipfront_alarms_raised_total", "ipfront_tables_generation", "ipfront_ready",
+		"ipfront_associations_unproven", "ipfront_associations_unproven_limit", "ipfront_flood_stateless_forwarded_total",
+		"ipfront_teardowns_ignored_total", "ipfront_partial_checksum_flows_total", "ipfront_table_full_alarm_active",
+		"ipfront_table_full_alarms_raised_total"}
 	if err := testutil.GatherAndCompare(s.api.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

@@ -14,7 +14,8 @@ type (
 	// operator state and health, and the weight new associations
 	// currently see.
 	ServerState = v1.Server
-	// Alarm is a connection-balance alarm of a target set.
+	// Alarm is a target set's connection-balance alarm or a worker's
+	// table-full alarm (Kind).
 	Alarm = v1.Alarm
 	// AlarmServer is one server's shares when an alarm was evaluated.
 	AlarmServer = v1.AlarmServer
@@ -53,7 +54,8 @@ func (d *Daemon) Servers() []ServerState {
 	return out
 }
 
-// Alarms returns every balance alarm raised since start, active ones first.
+// Alarms returns every alarm raised since start (balance and table-full,
+// the latest maxAlarmHistory), active ones first.
 func (d *Daemon) Alarms() []Alarm {
 	v := d.alarmView.Load()
 	if v == nil {

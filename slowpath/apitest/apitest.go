@@ -108,7 +108,23 @@ func (b *Backend) AlarmsRaised() map[string]uint64 {
 	defer b.mu.Unlock()
 	out := map[string]uint64{}
 	for _, a := range b.alarms {
-		out[a.Set]++
+		if a.Kind != slowpath.AlarmTableFull {
+			out[a.Set]++
+		}
+	}
+	return out
+}
+
+// TableFullRaised implements slowpath.Backend: the table-full alarms
+// SetAlarms gave, counted per worker.
+func (b *Backend) TableFullRaised() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]uint64{}
+	for _, a := range b.alarms {
+		if a.Kind == slowpath.AlarmTableFull {
+			out[a.Worker]++
+		}
 	}
 	return out
 }

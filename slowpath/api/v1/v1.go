@@ -62,6 +62,13 @@ type Worker struct {
 	TxPackets    uint64  `json:"tx_packets"`
 	RxPPS        float64 `json:"rx_pps"` // over the last sampling interval
 	TxPPS        float64 `json:"tx_pps"`
+	// Unproven is the associations of its shard that have not proven a
+	// connection yet (a TCP handshake's ACK, a second datagram); they may
+	// hold at most UnprovenLimit.
+	Unproven      int `json:"unproven"`
+	UnprovenLimit int `json:"unproven_limit"`
+	// TableFull is true while the worker's table_full alarm is raised.
+	TableFull bool `json:"table_full"`
 }
 
 // Counters is the body of GET /v1/counters: totals over all workers, then
@@ -79,10 +86,11 @@ type Counters struct {
 	Expired         uint64            `json:"expired"`    // forgotten after their delete age
 	Stateless       uint64            `json:"stateless"`  // forwarded by hash: no room for an association
 	ICMPForwarded   uint64            `json:"icmp_forwarded"`
-	SteeredToXSK    uint64            `json:"steered_to_xsk"`   // by the steering program, to the workers
-	PassedToKernel  uint64            `json:"passed_to_kernel"` // by the steering program: not for a VIP
-	Servers         []ServerCounters  `json:"servers"`
-	Workers         []WorkerCounters  `json:"workers"`
+	Defences
+	SteeredToXSK   uint64           `json:"steered_to_xsk"`   // by the steering program, to the workers
+	PassedToKernel uint64           `json:"passed_to_kernel"` // by the steering program: not for a VIP
+	Servers        []ServerCounters `json:"servers"`
+	Workers        []WorkerCounters `json:"workers"`
 }
 
 // ServerCounters is one server's traffic.
@@ -114,6 +122,36 @@ type WorkerCounters struct {
 	Expired         uint64            `json:"expired"`
 	Stateless       uint64            `json:"stateless"`
 	ICMPForwarded   uint64            `json:"icmp_forwarded"`
+	Defences
+}
+
+// Defences are the fast path's counters of its flood and forged-teardown
+// defences, part of [Counters] and [WorkerCounters] (their fields appear at
+// the top level of those objects). In [Counters] they are totals over all
+// workers, the gauges included.
+type Defences struct {
+	// Unproven is a gauge: associations that have not proven a connection
+	// (no TCP ACK after the opening, no second UDP datagram, no SCTP packet
+	// with the server's tag yet). They age by the set's syn_age and may
+	// hold at most UnprovenLimit (half a shard).
+	Unproven      uint64 `json:"unproven"`
+	UnprovenLimit uint64 `json:"unproven_limit"`
+	// FloodStateless counts openings forwarded by the hash without an
+	// association because unproven ones held their limit; they are also
+	// counted in Stateless.
+	FloodStateless uint64 `json:"flood_stateless"`
+	// TeardownIgnored counts TCP FIN or RST segments whose sequence number
+	// was far from the client's: forwarded, not taken as a teardown.
+	TeardownIgnored uint64 `json:"teardown_ignored"`
+	// SCTPTagMismatch counts SCTP teardown chunks without the learned
+	// verification tag (or with the T bit): forwarded, not taken as a
+	// teardown.
+	SCTPTagMismatch uint64 `json:"sctp_tag_mismatch"`
+	// PartialChecksum counts new flows whose first packet carried only the
+	// pseudo-header checksum (a local sender's checksum offload): the
+	// server drops such packets; turn TX checksum offload off on the
+	// sender.
+	PartialChecksum uint64 `json:"partial_checksum"`
 }
 
 // Sets is the body of GET /v1/sets: the target sets in configuration order.
@@ -210,17 +248,56 @@ type Alarms struct {
 	Alarms []Alarm `json:"alarms"`
 }
 
-// Alarm is a connection-balance alarm of a target set (the IPFE's "out of
-// balance"): raised when servers' shares of traffic deviate from their
-// weight shares for a sustained period, cleared with hysteresis.
+// Alarm kinds ([Alarm].Kind).
+const (
+	// AlarmBalance is a target set's connection-balance alarm.
+	AlarmBalance = "balance"
+	// AlarmTableFull is a worker's association-table alarm.
+	AlarmTableFull = "table_full"
+)
+
+// Alarm is an alarm the daemon raised, of one of two kinds.
+//
+// A "balance" alarm is a connection-balance alarm of a target set (the
+// IPFE's "out of balance"): raised when servers' shares of traffic deviate
+// from their weight shares for a sustained period, cleared with hysteresis.
+// Set, Deviation and Servers describe it.
+//
+// A "table_full" alarm is a worker's association shard under pressure:
+// raised when, at a sampling interval, unproven associations hold their
+// limit, the shard holds its capacity, or flows were forwarded without an
+// association; cleared once none of these held for a hold-down period
+// (ten seconds). Worker and Table describe it; Set is empty, Servers empty.
 type Alarm struct {
 	ID        string        `json:"id"`
+	Kind      string        `json:"kind"` // AlarmBalance or AlarmTableFull
 	Set       string        `json:"set"`
 	Active    bool          `json:"active"`
 	Raised    time.Time     `json:"raised"`
 	Cleared   time.Time     `json:"cleared,omitzero"` // absent while active
 	Deviation float64       `json:"deviation"`        // largest |share - weight share| when last evaluated
 	Servers   []AlarmServer `json:"servers"`
+	Worker    string        `json:"worker,omitempty"` // "interface/queue" of a table_full alarm
+	Table     *AlarmTable   `json:"table,omitempty"`  // a table_full alarm's reading
+}
+
+// AlarmTable is a worker's association shard as a table_full alarm last
+// read it (every sampling interval while the alarm is active).
+type AlarmTable struct {
+	// Causes names every condition seen since the alarm was raised:
+	// "unproven_full" (unproven associations at their limit), "shard_full"
+	// (live associations at capacity), "stateless" (flows forwarded
+	// without an association during a sampling interval).
+	Causes        []string `json:"causes"`
+	Associations  int      `json:"associations"`
+	Capacity      int      `json:"capacity"`
+	Unproven      uint64   `json:"unproven"`
+	UnprovenLimit uint64   `json:"unproven_limit"`
+	// Stateless and FloodStateless are the flows forwarded without an
+	// association during the last sampling interval (FloodStateless: those
+	// because unproven associations held their limit).
+	Stateless      uint64 `json:"stateless"`
+	FloodStateless uint64 `json:"flood_stateless"`
 }
 
 // AlarmServer is one server's shares when an alarm was evaluated, each a

@@ -26,14 +26,16 @@ func samples() map[string]any {
 		"status": v1.Status{Ready: true, Generation: 7,
 			Interfaces: []v1.Interface{{Name: "eth1", Index: 3, XDPMode: "native", Queues: []int{0, 1}}},
 			Workers: []v1.Worker{{Name: "eth1/1", Interface: "eth1", Queue: 1, CPU: -1, Associations: 5, Capacity: 1024,
-				RxPackets: 120500, TxPackets: 120400, RxPPS: 250.5, TxPPS: 249.5}}},
+				RxPackets: 120500, TxPackets: 120400, RxPPS: 250.5, TxPPS: 249.5, Unproven: 3, UnprovenLimit: 512, TableFull: true}}},
 		"counters": v1.Counters{RxPackets: 1, RxBytes: 2, TxPackets: 3, TxBytes: 4, Dropped: 12,
 			Drops: map[string]uint64{"no_server": 12, "truncated": 0}, Associations: 11, NewAssociations: 13,
 			Reselected: 14, Expired: 15, Stateless: 16, ICMPForwarded: 17, SteeredToXSK: 18, PassedToKernel: 19,
-			Servers: []v1.ServerCounters{{Set: "dns", Name: "dns-1", Address: "2001:db8::1", Weight: 1, Packets: 500, Bytes: 50000}},
+			Defences: v1.Defences{Unproven: 40, UnprovenLimit: 41, FloodStateless: 42, TeardownIgnored: 43, SCTPTagMismatch: 44, PartialChecksum: 45},
+			Servers:  []v1.ServerCounters{{Set: "dns", Name: "dns-1", Address: "2001:db8::1", Weight: 1, Packets: 500, Bytes: 50000}},
 			Workers: []v1.WorkerCounters{{Name: "eth1/0", Interface: "eth1", Queue: 1, CPU: 2, RxPackets: 21, RxBytes: 22,
 				TxPackets: 23, TxBytes: 24, Dropped: 25, Drops: map[string]uint64{"no_server": 25}, Associations: 26,
-				Capacity: 27, NewAssociations: 28, Reselected: 29, Expired: 30, Stateless: 31, ICMPForwarded: 32}}},
+				Capacity: 27, NewAssociations: 28, Reselected: 29, Expired: 30, Stateless: 31, ICMPForwarded: 32,
+				Defences: v1.Defences{Unproven: 33, UnprovenLimit: 34, FloodStateless: 35, TeardownIgnored: 36, SCTPTagMismatch: 37, PartialChecksum: 38}}}},
 		"sets": v1.Sets{Sets: []v1.Set{{Name: "dns", VIP: netip.MustParseAddr("2001:db8::53"), Protocols: []string{"udp"},
 			Ports: []string{"53", "5300-5399"}, Method: "hash", Forwarding: "dsr", DeleteAge: "10m0s", TableSize: 65537,
 			Servers: 1, Associations: 2}}},
@@ -45,9 +47,12 @@ func samples() map[string]any {
 				Protocol: "tcp", Set: "web", Server: "web-a", Address: "198.51.100.11", Idle: 4, Flags: []string{"fin", "rst"},
 				NAT: "192.0.2.10->198.51.100.11", SeqOffset: -3}}},
 		"alarms": v1.Alarms{Alarms: []v1.Alarm{
-			{ID: "web-1", Set: "web", Active: true, Raised: raised, Deviation: 0.125,
+			{ID: "table-full-eth1/0-1", Kind: v1.AlarmTableFull, Active: true, Raised: raised, Servers: []v1.AlarmServer{},
+				Worker: "eth1/0", Table: &v1.AlarmTable{Causes: []string{"unproven_full", "stateless"}, Associations: 600,
+					Capacity: 1024, Unproven: 512, UnprovenLimit: 512, Stateless: 9000, FloodStateless: 8990}},
+			{ID: "web-1", Kind: v1.AlarmBalance, Set: "web", Active: true, Raised: raised, Deviation: 0.125,
 				Servers: []v1.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}},
-			{ID: "web-0", Set: "web", Active: false, Raised: raised.Add(-time.Hour), Cleared: raised.Add(-time.Minute), Deviation: 0.01,
+			{ID: "web-0", Kind: v1.AlarmBalance, Set: "web", Active: false, Raised: raised.Add(-time.Hour), Cleared: raised.Add(-time.Minute), Deviation: 0.01,
 				Servers: []v1.AlarmServer{}}}},
 		"reload": v1.ReloadResult{Generation: 8, NotApplied: []string{"log.level"}},
 		"expectations": v1.Expectations{
@@ -139,6 +144,10 @@ func walk(v reflect.Value, set map[string]bool) {
 			f := v.Type().Name() + "." + v.Type().Field(i).Name
 			set[f] = set[f] || !v.Field(i).IsZero()
 			walk(v.Field(i), set)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			walk(v.Elem(), set)
 		}
 	case reflect.Slice:
 		for i := range v.Len() {
