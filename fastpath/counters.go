@@ -21,6 +21,8 @@ const (
 	DropNATNoAssociation                                      // NAT: a server's frame that matches no association or expectation
 	DropHandoffFull                                           // NAT: the ring to the egress interface's worker was full
 	DropVLANNotConfigured                                     // a VIP frame tagged with a VLAN that [dataplane] vlans does not list
+	DropEncapTooBig                                           // IPIP/GUE: the encapsulated frame exceeds the UMEM frame or the set's encap MTU (forward_encap.go)
+	DropEncapNoSource                                         // IPIP/GUE: no outer source address for the server's IP family
 	NumReasons
 )
 
@@ -28,7 +30,7 @@ const (
 type Reason uint8
 
 var dropNames = [...]string{"no_target_set", "no_server", "neighbor_unresolved", "tx_ring_full", "kernel_rx_dropped", "no_forwarding", "punt_ring_full",
-	"nat_no_route", "nat_no_association", "handoff_ring_full", "vlan_not_configured"}
+	"nat_no_route", "nat_no_association", "handoff_ring_full", "vlan_not_configured", "encap_too_big", "encap_no_source"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -83,6 +85,9 @@ type Counters struct {
 	// complete). The server drops such packets; the fix is on the sender
 	// (`ethtool -K <dev> tx off`). Tested once per flow, not per packet.
 	PartialChecksum uint64
+	// Replication (replicate.go).
+	ChangesDropped uint64 // record changes the full change ring refused: the mates need a resync
+	Adopted        uint64 // new flows that found a mate's imported record in another worker's shard and took it
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -95,7 +100,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 27 + int(NumForwardings)
+const numScalars = 29 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -104,9 +109,10 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 		&c.Reselected, &c.Expired, &c.Stateless, &c.ICMPForwarded,
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
 		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort,
-		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch, &c.PartialChecksum}
+		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch, &c.PartialChecksum,
+		&c.ChangesDropped, &c.Adopted}
 	for f := range c.Forwarded {
-		out[27+f] = &c.Forwarded[f]
+		out[29+f] = &c.Forwarded[f]
 	}
 	return out
 }

@@ -58,7 +58,7 @@ type Engine struct {
 	deleted bool
 	sink    uint64 // keeps the prefetching loads alive
 
-	onExpire func(kind assoc.Kind, set uint16, server uint8) // made once: Sweep's callback
+	onExpire func(idx int, kind assoc.Kind, set uint16, server uint8) // made once: Sweep's callback
 
 	// noPunt is set while the engine processes a frame the slow path
 	// injected: it has been through the slow path already and is forwarded
@@ -67,7 +67,11 @@ type Engine struct {
 
 	nat natState // NAT: peers' shards, interface MACs, egress (forward_nat.go)
 
+	encap encapState // IPIP/GUE: the batch's grown frames (forward_encap.go)
+
 	persist persistState // persistence records (persist.go)
+
+	replica replicaState // change reports for mated instances (replicate.go)
 
 	// batches counts MaybePublish calls since the last publication.
 	batches int
@@ -86,7 +90,8 @@ type Engine struct {
 // per-interface MACs of Server) with source MAC srcMAC.
 func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 	e := &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxSets*MaxServers), epoch: 1}
-	e.onExpire = func(kind assoc.Kind, set uint16, server uint8) {
+	e.onExpire = func(idx int, kind assoc.Kind, set uint16, server uint8) {
+		e.emit(ChangeDelete, idx)
 		switch kind {
 		case assoc.KindFlow:
 			e.countAssoc(set, server, -1)
@@ -200,6 +205,10 @@ func (e *Engine) Process(frames [][]byte, acts []Action, now uint32) {
 	for i := 0; i < n; i++ {
 		acts[i] = e.forward(frames[i], i, now)
 	}
+	if e.encap.n > 0 {
+		e.encap.resize(frames) // encapsulated frames are longer (forward_encap.go)
+	}
+	e.flushChanges()
 }
 
 // lookupSet is Tables.lookup behind a one-entry cache.
@@ -249,6 +258,8 @@ func (e *Engine) forward(frame []byte, i int, now uint32) Action {
 		act = e.forwardDSR(frame, ts, slot)
 	case FwdNAT:
 		act = e.forwardNAT(frame, ts, slot, i)
+	case FwdIPIP, FwdGUE:
+		act = e.forwardEncap(frame, ts, slot, i)
 	default:
 		e.local.Drops[DropNoForwarding]++
 		return Drop
@@ -300,19 +311,26 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 				v := e.shard.Value(idx)
 				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|assoc.FlagTagLearned, now
 				e.shard.PutPacked(idx, k, v)
+				e.emit(ChangeUpsert, idx)
 				return m.Server()
 			}
 			if fl := e.evidence(ts, f, frame, idx, m); fl&^m.Flags() != 0 {
 				e.shard.Mark(idx, fl)
+				e.emit(ChangeUpsert, idx)
 			}
-			if ts.Persist != nil && m.LastSeen() != now&assoc.ClockMask {
-				e.refreshPersist(ts, f, now)
+			if m.LastSeen() != now&assoc.ClockMask {
+				if ts.Persist != nil {
+					e.refreshPersist(ts, f, now)
+				}
+				e.shard.Touch(idx, now)
+				e.maybeRefresh(i, idx, now) // replicate.go
 			}
-			e.shard.Touch(idx, now)
 			return m.Server()
 		}
 		e.local.Reselected++
 		e.countAssoc(ts.ID, m.Server(), -1)
+	} else if m, ok := e.adoptImported(ts, k, e.hashes[i], idx, now); ok {
+		return m.Server() // a mate's flow, after a failover (replicate.go)
 	}
 	// A flow without an association (idx < 0) must land where its next
 	// packet will: only the hash is stateless. So must a connection whose
@@ -349,6 +367,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 		if found {
 			// Its server is gone and no other can take it: forget it, so
 			// the gauge, already decremented, is not decremented again.
+			e.emit(ChangeDelete, idx)
 			e.shard.Delete(idx)
 			e.deleted = true
 		}
@@ -358,6 +377,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 		if found {
 			// Re-selected under a flood: the old record must not keep
 			// the flow's next packets on its old server.
+			e.emit(ChangeDelete, idx)
 			e.shard.Delete(idx)
 			e.deleted = true
 		}
@@ -375,6 +395,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 		v.Tag = tcpSeq(frame, f) // the sequence mark (engine_guard.go)
 	}
 	e.shard.PutPacked(idx, k, v)
+	e.emit(ChangeUpsert, idx)
 	e.local.NewAssociations++
 	e.countAssoc(ts.ID, slot, 1)
 	return slot
@@ -478,6 +499,7 @@ func (e *Engine) Sweep(budget int, now uint32) {
 		return
 	}
 	e.local.Expired += uint64(e.shard.Sweep(budget, now, &e.tables.ages, e.onExpire))
+	e.flushChanges()
 }
 
 // countTx records frames the TX ring accepted and drops it refused.

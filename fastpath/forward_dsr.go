@@ -14,13 +14,18 @@ const (
 	// path both ways, rewriting the VIP to the server on the way in and
 	// back on the way out.
 	FwdNAT
+	// FwdIPIP is IP-in-IP encapsulation to servers on any routed subnet
+	// (forward_encap.go), DSR return.
+	FwdIPIP
+	// FwdGUE is Generic UDP Encapsulation (forward_encap.go), DSR return.
+	FwdGUE
 	// NumForwardings is the number of strategies; Counters.Forwarded is
 	// indexed by strategy.
 	NumForwardings
 )
 
 // forwardingNames are the strategies' configuration and metric names.
-var forwardingNames = [NumForwardings]string{"dsr", "nat"}
+var forwardingNames = [NumForwardings]string{"dsr", "nat", "ipip", "gue"}
 
 // ForwardingName returns the configuration name of strategy f.
 func ForwardingName(f uint8) string {

@@ -65,7 +65,8 @@ type Server struct {
 	// Egress is, in a NAT set, the interface (index like MAC) the route to
 	// the server leaves by; MAC[Egress] is then the next hop's address (the
 	// server's own on its subnet, else its gateway's) and HasMAC is set on
-	// every interface from which the server can be reached. Unused by DSR.
+	// every interface from which the server can be reached. The same for
+	// IPIP and GUE sets (forward_encap.go). Unused by DSR.
 	Egress uint8
 }
 
@@ -78,8 +79,13 @@ type TargetSet struct {
 	Protos uint8    // ProtoBit* mask
 	Method uint8    // how new associations pick their server: MethodHash (Maglev), MethodLeastLoad or MethodPeerAware
 	// Forwarding is how frames reach the chosen server: FwdDSR (L2 direct
-	// server return, forward_dsr.go) or FwdNAT (forward_nat.go).
+	// server return, forward_dsr.go), FwdNAT (forward_nat.go), FwdIPIP or
+	// FwdGUE (forward_encap.go).
 	Forwarding uint8
+	// Encap is the outer header configuration of an FwdIPIP or FwdGUE set
+	// (forward_encap.go); its servers' Egress and MAC[Egress] are their
+	// next hops, as in a NAT set.
+	Encap Encap
 	// Helper is the application helper of a NAT set (HelperNone or
 	// HelperFTP): segments of its control connections that carry payload
 	// are punted to the slow path; see forward_nat.go.

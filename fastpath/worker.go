@@ -400,6 +400,7 @@ func (w *Worker) forward(n int, now uint32) {
 		switch w.acts[i] {
 		case Transmit:
 			if !w.handOff(i, w.frames[i]) { // else a copy went to another interface's worker (handoff.go)
+				w.descs[i].Len = uint32(len(w.frames[i])) // IPIP/GUE grew it (forward_encap.go)
 				tx = append(tx, w.descs[i])
 				continue
 			}
