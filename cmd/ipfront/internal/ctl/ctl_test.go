@@ -154,7 +154,12 @@ func TestCtlServers(t *testing.T) {
 
 func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	d := newDaemon(t, config.API{})
+	d.p.Worker(1).Update(func(c *fastpath.Counters) {
+		c.Unproven, c.FloodStateless, c.TeardownIgnored, c.SCTPTagMismatch, c.PartialChecksum = 512, 250000, 3, 4, 5
+	})
+	d.b.SetAlarms([]v1.Alarm{{ID: "table-full-eth1/1-1", Kind: v1.AlarmTableFull, Worker: "eth1/1", Active: true}})
 	out := d.mustRun(t, "status")
+	d.b.SetAlarms(nil)
 	l := lines(out)
 	if l[0] != "ready: yes  generation: 1" {
 		t.Errorf("status first line = %q", l[0])
@@ -164,9 +169,9 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	if len(rows) != 1 || rows[0][0] != "eth1" || rows[0][1] != "3" || rows[0][3] != "0,1" {
 		t.Errorf("status interfaces = %q\n%s", rows, out)
 	}
-	rows = checkTable(t, lines(out[wi:]), "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS")
-	if want := [][]string{{"eth1/0", "0", "6", "1024", "0.6%", "40000", "40000", "0", "0"},
-		{"eth1/1", "1", "5", "1024", "0.5%", "120K", "120K", "0", "0"}}; !reflect.DeepEqual(rows, want) {
+	rows = checkTable(t, lines(out[wi:]), "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS", "UNPROVEN", "TABLE-FULL")
+	if want := [][]string{{"eth1/0", "0", "6", "1024", "0.6%", "40000", "40000", "0", "0", "0/512", "no"},
+		{"eth1/1", "1", "5", "1024", "0.5%", "120K", "120K", "0", "0", "512/512", "yes"}}; !reflect.DeepEqual(rows, want) {
 		t.Errorf("status workers = %q, want %q\n%s", rows, want, out)
 	}
 
@@ -184,6 +189,15 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	}
 	if !strings.Contains(out, "no_server    12") {
 		t.Errorf("counters lack the drop reason:\n%s", out)
+	}
+	parts := strings.Split(out, "\n\n")
+	if len(parts) < 3 {
+		t.Fatalf("counters has %d blocks, want the defences table as the third:\n%s", len(parts), out)
+	}
+	rows = checkTable(t, lines(parts[2]), "WORKER", "UNPROVEN", "UNPROVEN-LIMIT", "FLOOD-STATELESS", "TEARDOWN-IGNORED", "SCTP-TAG-MISMATCH", "PARTIAL-CSUM")
+	if want := [][]string{{"eth1/0", "0", "512", "0", "0", "0", "0"}, {"eth1/1", "512", "512", "250K", "3", "4", "5"},
+		{"total", "512", "1024", "250K", "3", "4", "5"}}; !reflect.DeepEqual(rows, want) {
+		t.Errorf("counters defences = %q, want %q\n%s", rows, want, out)
 	}
 
 	out, stderr, err := d.run(t, "assoc", "--set", "web", "--limit", "4", "--server", "web-b")
@@ -210,14 +224,34 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	d.b.SetAlarms([]v1.Alarm{{ID: "web-1", Set: "web", Active: true, Raised: raised, Deviation: 0.125,
 		Servers: []v1.AlarmServer{{Name: "web-a", Address: "198.51.100.11", WeightShare: 0.25, PacketShare: 0.5, AssocShare: 0.4}}}})
 	out = d.mustRun(t, "alarms")
-	parts := strings.SplitN(out, "\n\n", 2)
-	rows = checkTable(t, lines(parts[0]), "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION")
-	if want := [][]string{{"web-1", "web", "active", raised.Local().Format(time.RFC3339), "-", "12.5%"}}; !reflect.DeepEqual(rows, want) {
+	parts = strings.SplitN(out, "\n\n", 2)
+	rows = checkTable(t, lines(parts[0]), "ID", "KIND", "SET", "WORKER", "STATE", "RAISED", "CLEARED", "DEVIATION")
+	if want := [][]string{{"web-1", "balance", "web", "-", "active", raised.Local().Format(time.RFC3339), "-", "12.5%"}}; !reflect.DeepEqual(rows, want) {
 		t.Errorf("alarms = %q, want %q", rows, want)
 	}
 	rows = checkTable(t, lines(parts[1]), "ALARM", "SERVER", "ADDRESS", "WEIGHT-SHARE", "PACKET-SHARE", "ASSOC-SHARE")
 	if want := [][]string{{"web-1", "web-a", "198.51.100.11", "25.0%", "50.0%", "40.0%"}}; !reflect.DeepEqual(rows, want) {
 		t.Errorf("alarm servers = %q, want %q", rows, want)
+	}
+
+	// A table-full alarm names its worker and its shard's reading.
+	cleared := raised.Add(20 * time.Second)
+	d.b.SetAlarms([]v1.Alarm{{ID: "table-full-eth1/1-1", Kind: v1.AlarmTableFull, Worker: "eth1/1", Raised: raised, Cleared: cleared,
+		Table: &v1.AlarmTable{Causes: []string{"unproven_full", "stateless"}, Associations: 600, Capacity: 1024, Unproven: 512,
+			UnprovenLimit: 512, Stateless: 9000, FloodStateless: 8990}}})
+	out = d.mustRun(t, "alarms")
+	parts = strings.SplitN(out, "\n\n", 2)
+	rows = checkTable(t, lines(parts[0]), "ID", "KIND", "SET", "WORKER", "STATE", "RAISED", "CLEARED", "DEVIATION")
+	if want := [][]string{{"table-full-eth1/1-1", "table_full", "-", "eth1/1", "cleared", raised.Local().Format(time.RFC3339),
+		cleared.Local().Format(time.RFC3339), "-"}}; !reflect.DeepEqual(rows, want) {
+		t.Errorf("alarms = %q, want %q", rows, want)
+	}
+	if len(parts) < 2 {
+		t.Fatalf("alarms without the table block:\n%s", out)
+	}
+	rows = checkTable(t, lines(parts[1]), "ALARM", "CAUSES", "ASSOC", "CAPACITY", "UNPROVEN", "UNPROVEN-LIMIT", "STATELESS", "FLOOD-STATELESS")
+	if want := [][]string{{"table-full-eth1/1-1", "unproven_full,stateless", "600", "1024", "512", "512", "9000", "8990"}}; !reflect.DeepEqual(rows, want) {
+		t.Errorf("alarm tables = %q, want %q", rows, want)
 	}
 }
 

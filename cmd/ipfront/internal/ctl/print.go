@@ -95,14 +95,15 @@ func printStatus(w io.Writer, r *v1.Status) {
 	if len(r.Workers) > 0 {
 		fmt.Fprintln(w)
 		tw := table(w)
-		row(tw, "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS")
+		row(tw, "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS", "UNPROVEN", "TABLE-FULL")
 		for _, k := range r.Workers {
 			use := 0.0
 			if k.Capacity > 0 {
 				use = float64(k.Associations) / float64(k.Capacity)
 			}
 			row(tw, k.Name, cpu(k.CPU), num(uint64(k.Associations)), num(uint64(k.Capacity)), pct(use),
-				num(k.RxPackets), num(k.TxPackets), rate(k.RxPPS), rate(k.TxPPS))
+				num(k.RxPackets), num(k.TxPackets), rate(k.RxPPS), rate(k.TxPPS),
+				num(uint64(k.Unproven))+"/"+num(uint64(k.UnprovenLimit)), yesNo(k.TableFull))
 		}
 		tw.Flush()
 	}
@@ -120,6 +121,20 @@ func printCounters(w io.Writer, r *v1.Counters) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nicmp forwarded: %s  steered to AF_XDP: %s  passed to kernel: %s\n",
 		num(r.ICMPForwarded), num(r.SteeredToXSK), num(r.PassedToKernel))
+	// The flood and forged-teardown defences: unproven associations
+	// against their limit, and what the fast path refused to believe.
+	fmt.Fprintln(w)
+	tw = table(w)
+	row(tw, "WORKER", "UNPROVEN", "UNPROVEN-LIMIT", "FLOOD-STATELESS", "TEARDOWN-IGNORED", "SCTP-TAG-MISMATCH", "PARTIAL-CSUM")
+	defences := func(name string, d *v1.Defences) {
+		row(tw, name, num(d.Unproven), num(d.UnprovenLimit), num(d.FloodStateless), num(d.TeardownIgnored),
+			num(d.SCTPTagMismatch), num(d.PartialChecksum))
+	}
+	for i := range r.Workers {
+		defences(r.Workers[i].Name, &r.Workers[i].Defences)
+	}
+	defences("total", &r.Defences)
+	tw.Flush()
 	reasons := make([]string, 0, len(r.Drops))
 	for k, v := range r.Drops {
 		if v > 0 {
@@ -207,24 +222,54 @@ func printAlarms(w io.Writer, r *v1.Alarms) {
 		return t.Local().Format(time.RFC3339)
 	}
 	tw := table(w)
-	row(tw, "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION")
+	row(tw, "ID", "KIND", "SET", "WORKER", "STATE", "RAISED", "CLEARED", "DEVIATION")
+	var servers, tables bool
 	for _, a := range r.Alarms {
 		state := "cleared"
 		if a.Active {
 			state = "active"
 		}
-		row(tw, a.ID, a.Set, state, stamp(a.Raised), stamp(a.Cleared), pct(a.Deviation))
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = table(w)
-	row(tw, "ALARM", "SERVER", "ADDRESS", "WEIGHT-SHARE", "PACKET-SHARE", "ASSOC-SHARE")
-	for _, a := range r.Alarms {
-		for _, s := range a.Servers {
-			row(tw, a.ID, s.Name, s.Address, pct(s.WeightShare), pct(s.PacketShare), pct(s.AssocShare))
+		dev := pct(a.Deviation)
+		if a.Kind == v1.AlarmTableFull {
+			dev = "-"
 		}
+		row(tw, a.ID, alarmKind(&a), orDash(a.Set), orDash(a.Worker), state, stamp(a.Raised), stamp(a.Cleared), dev)
+		servers = servers || len(a.Servers) > 0
+		tables = tables || a.Table != nil
 	}
 	tw.Flush()
+	if servers {
+		fmt.Fprintln(w)
+		tw = table(w)
+		row(tw, "ALARM", "SERVER", "ADDRESS", "WEIGHT-SHARE", "PACKET-SHARE", "ASSOC-SHARE")
+		for _, a := range r.Alarms {
+			for _, s := range a.Servers {
+				row(tw, a.ID, s.Name, s.Address, pct(s.WeightShare), pct(s.PacketShare), pct(s.AssocShare))
+			}
+		}
+		tw.Flush()
+	}
+	if tables {
+		fmt.Fprintln(w)
+		tw = table(w)
+		row(tw, "ALARM", "CAUSES", "ASSOC", "CAPACITY", "UNPROVEN", "UNPROVEN-LIMIT", "STATELESS", "FLOOD-STATELESS")
+		for _, a := range r.Alarms {
+			if t := a.Table; t != nil {
+				row(tw, a.ID, orDash(strings.Join(t.Causes, ",")), num(uint64(t.Associations)), num(uint64(t.Capacity)),
+					num(t.Unproven), num(t.UnprovenLimit), num(t.Stateless), num(t.FloodStateless))
+			}
+		}
+		tw.Flush()
+	}
+}
+
+// alarmKind names an alarm's kind; daemons from before table-full alarms
+// send none, and all their alarms were balance alarms.
+func alarmKind(a *v1.Alarm) string {
+	if a.Kind == "" {
+		return v1.AlarmBalance
+	}
+	return a.Kind
 }
 
 func printReload(w io.Writer, r *v1.ReloadResult) {
