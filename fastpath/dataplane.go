@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfront/ipfront/fastpath/assoc"
+	"github.com/ipfront/ipfront/fastpath/ring"
 	"github.com/ipfront/ipfront/fastpath/steer"
 	"github.com/ipfront/ipfront/fastpath/xsk"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	IdleSpin       time.Duration // keep polling this long after the last packet before sleeping
 	PreferBusyPoll bool          // ask the kernel for preferred busy polling on each socket
 	HugePages      xsk.HugePages // which pages back the UMEMs
+	// Replicate turns on the workers' change rings for mated instances
+	// (replicate.go; DrainChanges).
+	Replicate bool
 }
 
 // Interface describes one interface the data plane forwards on.
@@ -58,6 +62,7 @@ type Dataplane struct {
 	attached []*steer.Attachment
 	workers  []*Worker
 	sockets  []*xsk.Socket
+	changes  []*ring.SPSC[Change] // by worker, with replication on
 	tables   atomic.Pointer[Tables]
 	mu       sync.Mutex // serialises Publish and Close
 	closed   bool
@@ -154,6 +159,9 @@ func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu,
 	}
 	engine := NewEngine(shard, ifaceIdx, ifc.MAC)
 	engine.SetPersistLimit(persistPerShard)
+	if cfg.Replicate {
+		d.changes = append(d.changes, engine.enableChanges())
+	}
 	w := newWorker(sock, engine, &d.tables, workerConfig{
 		iface: ifc.Name, queue: queue, cpu: cpu, busyPoll: cfg.BusyPoll, batch: cfg.BatchSize,
 		slotSize: int(sock.Config().FrameSize), idleSpin: cfg.IdleSpin,
@@ -217,6 +225,16 @@ func (d *Dataplane) Inject(worker int, frame []byte) bool {
 		return false
 	}
 	return d.workers[worker].Inject(frame)
+}
+
+// DrainChanges moves up to len(out) of worker's oldest association changes
+// (replicate.go) into out and returns how many; 0 without replication or
+// for an index out of range. One goroutine per worker may call it.
+func (d *Dataplane) DrainChanges(worker int, out []Change) int {
+	if worker < 0 || worker >= len(d.changes) {
+		return 0
+	}
+	return d.changes[worker].PopBatch(out)
 }
 
 // Punted returns the reading end of worker's punt ring, or nil for an index

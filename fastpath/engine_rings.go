@@ -20,6 +20,14 @@ const (
 	ControlUpdate
 	// ControlDelete removes the record; rejected if the key is not there.
 	ControlDelete
+	// ControlImport writes a mate's record (replicate.go) with
+	// Value.Origin = OriginImported: added if the key is absent, replacing
+	// an earlier import; a record this instance made stays (ControlExists),
+	// since its own packets are the later word on the flow.
+	ControlImport
+	// ControlUnimport removes an imported record; a local one stays
+	// (ControlExists).
+	ControlUnimport
 )
 
 // ControlMsg is one change to a worker's shard, sent by the slow path over
@@ -103,6 +111,30 @@ func (e *Engine) applyControl(m *ControlMsg) ControlResult {
 		if flow {
 			e.countAssoc(k.Set, old, -1)
 		}
+	case ControlImport:
+		if found && e.shard.Value(idx).Origin != assoc.OriginImported {
+			return ControlExists
+		}
+		v := m.Value
+		v.Origin = assoc.OriginImported
+		if found {
+			m := *m
+			m.Op, m.Value = ControlUpdate, v
+			return e.applyControl(&m)
+		}
+		m := *m
+		m.Op, m.Value = ControlInsert, v
+		return e.applyControl(&m)
+	case ControlUnimport:
+		if !found {
+			return ControlMissing
+		}
+		if e.shard.Value(idx).Origin != assoc.OriginImported {
+			return ControlExists
+		}
+		m := *m
+		m.Op = ControlDelete
+		return e.applyControl(&m)
 	default:
 		return ControlInvalid
 	}

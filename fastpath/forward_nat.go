@@ -676,7 +676,8 @@ func (e *Engine) natNew(ts *TargetSet, k *assoc.Key, slot uint8, now uint32) {
 		// port towards other destinations): the expectation decides.
 		e.countAssoc(ts.ID, e.shard.Meta(idx).Server(), -1)
 	}
-	e.shard.PutPacked(idx, &p, assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, NAT: true, LastSeen: now})
+	e.shard.PutPacked(idx, &p, assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, NAT: true, Flags: assoc.FlagProven, LastSeen: now})
+	e.emit(ChangeUpsert, idx)
 	e.local.NewAssociations++
 	e.countAssoc(ts.ID, slot, 1)
 }
@@ -888,6 +889,7 @@ func (e *Engine) natData(frame []byte, sets []*TargetSet, i int, now uint32) Act
 			if idx >= 0 && !f.ICMPError {
 				if fl := teardownFlags(f); fl != 0 {
 					e.shard.Mark(idx, fl)
+					e.emit(ChangeUpsert, idx)
 				}
 				e.shard.Touch(idx, now)
 			}

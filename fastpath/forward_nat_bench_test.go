@@ -77,19 +77,7 @@ func benchNATTables(b *testing.B) *Tables {
 
 // benchNATEstablished is benchEstablished on benchNATTables.
 func benchNATEstablished(b *testing.B, n int) (*Engine, *arena) {
-	e := newEngine(b, n, benchNATTables(b))
-	ar := newArena(b, n)
-	ar.fill(b, packet.TCPFlagSYN, nil)
-	acts := make([]Action, benchBatch)
-	for pos := 0; pos < n; pos += benchBatch {
-		e.Process(ar.frames[pos:pos+benchBatch], acts, 1)
-		e.Publish()
-	}
-	if live := e.Shard().Live(); live != n {
-		b.Fatalf("Live() after one SYN per flow got %d, want %d", live, n)
-	}
-	ar.fill(b, packet.TCPFlagACK|packet.TCPFlagPSH, make([]byte, benchPayload))
-	return e, ar
+	return benchEstablishedOn(b, n, benchNATTables(b))
 }
 
 // fillReplies rewrites the arena with each flow's reply from the server its

@@ -162,8 +162,10 @@ func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
 		switch {
 		case stale >= 0:
 			e.shard.PutPacked(stale, &key, copied)
+			e.emit(ChangeUpsert, stale)
 		case idx >= 0 && e.persist.live < e.persist.limit:
 			e.shard.PutPacked(idx, &key, copied)
+			e.emit(ChangeUpsert, idx)
 			e.persist.live++
 		}
 		return pin{slot: slot, record: -1, key: key}
@@ -197,8 +199,10 @@ func (e *Engine) recordPersist(ts *TargetSet, pn pin, slot uint8, now uint32) {
 	switch {
 	case found:
 		e.shard.PutPacked(idx, &key, v)
+		e.emit(ChangeUpsert, idx)
 	case idx >= 0 && e.persist.live < e.persist.limit:
 		e.shard.PutPacked(idx, &key, v)
+		e.emit(ChangeUpsert, idx)
 		e.persist.live++
 	default:
 		e.local.PersistFull++

@@ -1,6 +1,7 @@
 package assoc
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"math/bits"
 )
@@ -199,12 +200,25 @@ func (k *Key) Hash() uint64 {
 // Hash is the hash of the packed key: two 64x64->128-bit multiplies folded
 // (the wyhash mix). Each output bit depends on every key bit, including the
 // high bits fastrange uses to pick the home line, at half the multiplies of
-// a Murmur finaliser over three words.
+// a Murmur finaliser over three words. It is keyed per process (hashKey), so
+// that nobody off the machine can choose client addresses that pile onto one
+// home line and lengthen its probe chain.
 func (p *Packed) Hash() uint64 {
-	hi, lo := bits.Mul64(p.a^0xa0761d6478bd642f, p.b^0xe7037ed1a0b428db)
+	hi, lo := bits.Mul64(p.a^hashKey[0], p.b^hashKey[1])
 	hi, lo = bits.Mul64(hi^lo^p.c, 0x8ebc6af09c88c6e3)
 	return hi ^ lo
 }
+
+// hashKey keys Hash: random per process, since shards are never shared
+// between processes (replication sends keys, not hashes). The fixed wyhash
+// constants stand in if the system has no randomness to give.
+var hashKey = func() [2]uint64 {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return [2]uint64{0xa0761d6478bd642f, 0xe7037ed1a0b428db}
+	}
+	return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}()
 
 // valueW2 is w2 for key words c and value v.
 func valueW2(c uint64, v *Value) uint64 {

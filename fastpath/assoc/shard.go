@@ -227,6 +227,14 @@ func unprovenFlow(w2, meta uint64) bool {
 	return Kind(w2>>kindShift)&3 == KindFlow && Meta(meta).Flags()&FlagProven == 0
 }
 
+// KeyAt returns the key of slot idx: a live record, or one Sweep or Delete
+// has just turned into a tombstone (its key words stay until the slot is
+// reused). Owner only.
+func (s *Shard) KeyAt(idx int) Key {
+	sl := &s.slots[idx]
+	return decodeKey(sl.w[0], sl.w[1], sl.w[2])
+}
+
 // Unproven is the number of live flow records without FlagProven. Owner
 // only.
 func (s *Shard) Unproven() int { return s.unproven }
@@ -291,11 +299,12 @@ type Ages struct {
 
 // Sweep examines the next budget slots, turns live records idle for longer
 // than their age into tombstones, and returns how many it expired. onExpire,
-// if not nil, hears the kind, set and server slot of each expired record (the
-// owner keeps per-server counts with it). Owner only; workers call it with a
+// if not nil, hears the slot (KeyAt still reads its key), kind, set and
+// server slot of each expired record (the owner keeps per-server counts and
+// reports deletions with it). Owner only; workers call it with a
 // small budget every loop so the whole table is visited continuously at no
 // per-packet cost.
-func (s *Shard) Sweep(budget int, now uint32, ages *Ages, onExpire func(kind Kind, set uint16, server uint8)) (expired int) {
+func (s *Shard) Sweep(budget int, now uint32, ages *Ages, onExpire func(idx int, kind Kind, set uint16, server uint8)) (expired int) {
 	n := len(s.slots)
 	for ; budget > 0; budget-- {
 		i := s.cursor
@@ -322,7 +331,7 @@ func (s *Shard) Sweep(budget int, now uint32, ages *Ages, onExpire func(kind Kin
 			}
 			expired++
 			if onExpire != nil {
-				onExpire(kind, uint16(set), Meta(meta).Server())
+				onExpire(i, kind, uint16(set), Meta(meta).Server())
 			}
 			s.cleanup(i)
 		case stateTomb:

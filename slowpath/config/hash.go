@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"os"
 )
 
 // The per-instance hash seed ([dataplane] hash_seed). Maglev selection and
@@ -61,13 +63,26 @@ func SeedOf(s string) uint64 {
 	return binary.LittleEndian.Uint64(sum[:8])
 }
 
+// machineIDPath holds the machine's identity (systemd's machine-id).
+var machineIDPath = "/etc/machine-id"
+
 // ResolveHashSeed returns the seed the data plane uses: HashSeed when the
-// file sets hash_seed, else a fresh random one. Call it once per start and
-// keep the result: a reload must not change where existing flows hash to
-// (and cannot: [dataplane] changes need a restart).
+// file sets hash_seed, else one derived from the machine's identity
+// (machineIDPath), else a fresh random one. Call it once per start and keep
+// the result: a reload must not change where existing flows hash to (and
+// cannot: [dataplane] changes need a restart). The machine's identity keeps
+// the seed across restarts, so connections that predate a restart and have
+// no association yet still hash to their server; it is not known off the
+// machine, though local users can read it (set hash_seed where that
+// matters).
 func (d *Dataplane) ResolveHashSeed() (uint64, error) {
 	if d.HashSeedSet {
 		return d.HashSeed, nil
+	}
+	if id, err := os.ReadFile(machineIDPath); err == nil {
+		if id = bytes.TrimSpace(id); len(id) > 0 {
+			return SeedOf("ipfront hash seed of machine " + string(id)), nil
+		}
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {

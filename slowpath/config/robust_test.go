@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,17 +57,36 @@ func TestHashSeed(t *testing.T) {
 }
 
 // TestResolveHashSeed checks the seed the data plane is started with: the
-// configured one, else a random one that differs from start to start.
+// configured one, else one of the machine's identity that a restart keeps,
+// else (no machine-id) a random one that differs from start to start.
 func TestResolveHashSeed(t *testing.T) {
 	d := config.Dataplane{HashSeed: 42, HashSeedSet: true}
 	if got, err := d.ResolveHashSeed(); err != nil || got != 42 {
 		t.Errorf("ResolveHashSeed() with hash_seed 42 = %d, %v, want 42", got, err)
 	}
 	var unset config.Dataplane
+	dir := t.TempDir()
+	id := filepath.Join(dir, "machine-id")
+	config.SetMachineIDPath(t, id)
+	if err := os.WriteFile(id, []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	a, errA := unset.ResolveHashSeed()
 	b, errB := unset.ResolveHashSeed()
+	if errA != nil || errB != nil || a != b {
+		t.Errorf("ResolveHashSeed() twice on one machine = %#x (%v), %#x (%v); want one seed across restarts", a, errA, b, errB)
+	}
+	if err := os.WriteFile(id, []byte("fedcba9876543210fedcba9876543210\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := unset.ResolveHashSeed(); c == a {
+		t.Errorf("two machines got the same seed %#x", c)
+	}
+	config.SetMachineIDPath(t, filepath.Join(dir, "absent"))
+	a, errA = unset.ResolveHashSeed()
+	b, errB = unset.ResolveHashSeed()
 	if errA != nil || errB != nil || a == b {
-		t.Errorf("ResolveHashSeed() without hash_seed twice = %#x (%v), %#x (%v); want two random seeds", a, errA, b, errB)
+		t.Errorf("ResolveHashSeed() without hash_seed or machine-id twice = %#x (%v), %#x (%v); want two random seeds", a, errA, b, errB)
 	}
 }
 
