@@ -111,7 +111,7 @@ func TestBalanceAlarm(t *testing.T) {
 		}
 	}
 	out := e.ctlOK("alarms").stdout
-	row := findTable(t, out, "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION").row(t, "ID", alarmID)
+	row := findTable(t, out, "ID", "KIND", "SET", "WORKER", "STATE", "RAISED", "CLEARED", "DEVIATION").row(t, "ID", alarmID)
 	if row["SET"] != setName || row["STATE"] != "active" || row["CLEARED"] != "-" || !strings.HasSuffix(row["DEVIATION"], "%") {
 		t.Errorf("ipfront ctl alarms: row %v, want set %s, active, not cleared", row, setName)
 	}
@@ -161,7 +161,7 @@ func TestBalanceAlarm(t *testing.T) {
 	if len(alarms.Alarms) != 1 || alarms.Alarms[0].ID != alarmID || alarms.Alarms[0].Active || alarms.Alarms[0].Cleared.Before(alarms.Alarms[0].Raised) {
 		t.Errorf("ipfront ctl -o json alarms after the clear = %+v, want %s cleared after it was raised", alarms, alarmID)
 	}
-	row = findTable(t, e.ctlOK("alarms").stdout, "ID", "SET", "STATE", "RAISED", "CLEARED", "DEVIATION").row(t, "ID", alarmID)
+	row = findTable(t, e.ctlOK("alarms").stdout, "ID", "KIND", "SET", "WORKER", "STATE", "RAISED", "CLEARED", "DEVIATION").row(t, "ID", alarmID)
 	if row["STATE"] != "cleared" || row["CLEARED"] == "-" {
 		t.Errorf("ipfront ctl alarms after the clear: row %v, want STATE cleared with a time", row)
 	}

@@ -112,7 +112,7 @@ func checkCtlStatus(e *spEnv, total int) {
 		row["QUEUES"] != joinInts(ifc.Queues) || ifc.Name != lab.LBIfname {
 		t.Errorf("ctl status interface row %v, JSON %+v", row, ifc)
 	}
-	wk := findTable(t, out, "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS")
+	wk := findTable(t, out, "WORKER", "CPU", "ASSOC", "CAPACITY", "USE", "RX-PKTS", "TX-PKTS", "RX-PPS", "TX-PPS", "UNPROVEN", "TABLE-FULL")
 	if len(wk.rows) != len(js.Workers) || len(wk.rows) == 0 {
 		t.Fatalf("ctl status: %d worker rows, JSON %d workers", len(wk.rows), len(js.Workers))
 	}
