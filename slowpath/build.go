@@ -267,6 +267,7 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 	}
 	ts.Forwarding = forwardings[cs.Forwarding]
 	buildHelper(ts, cs) // helper_build.go; after ts.Forwarding
+	buildEncap(ts, cs)  // build_encap.go
 	st := id.slots[cs.Name]
 	slotOf, err := id.place(&st, cs.Servers)
 	if err != nil {
@@ -285,8 +286,8 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		if in.Policy != nil {
 			s.Weight, s.Reselect = in.Policy(cs, srv)
 		}
-		if ts.Forwarding == fastpath.FwdNAT {
-			resolveNATServer(s, in) // route.go
+		if ts.Forwarding != fastpath.FwdDSR {
+			resolveNATServer(s, in) // route.go: NAT, IPIP and GUE servers are reached by routes
 		} else {
 			for ifc := 0; ifc < in.Interfaces; ifc++ {
 				s.MAC[ifc], s.HasMAC[ifc] = in.MACs(ifc, srv.Address)

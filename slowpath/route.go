@@ -408,8 +408,10 @@ var _ NATResolver = (*NATRoutes)(nil)
 
 // forwardings maps configuration names to fastpath strategies.
 var forwardings = map[string]uint8{
-	config.ForwardDSR: fastpath.FwdDSR,
-	config.ForwardNAT: fastpath.FwdNAT,
+	config.ForwardDSR:  fastpath.FwdDSR,
+	config.ForwardNAT:  fastpath.FwdNAT,
+	config.ForwardIPIP: fastpath.FwdIPIP,
+	config.ForwardGUE:  fastpath.FwdGUE,
 }
 
 // hasNAT reports whether spec has a NAT set.
@@ -440,12 +442,12 @@ func resolveNATServer(s *fastpath.Server, in Inputs) {
 }
 
 // splitServers returns the addresses of spec's DSR servers, which must be
-// on a data-plane interface's subnet, and of its NAT servers, which the
-// routes lead to.
+// on a data-plane interface's subnet, and of its NAT, IPIP and GUE servers,
+// which the routes lead to.
 func splitServers(spec *config.Spec) (dsr, nat []netip.Addr) {
 	seen := map[netip.Addr]bool{}
 	for _, ts := range spec.TargetSets {
-		if ts.Forwarding != config.ForwardNAT {
+		if ts.Forwarding != config.ForwardNAT && !ts.Encapsulates() {
 			continue
 		}
 		for _, s := range ts.Servers {

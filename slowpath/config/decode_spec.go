@@ -123,6 +123,7 @@ func decodeTargetSet(t table) TargetSet {
 	}
 	ts.SynAge = decodeSynAge(t, ts.DeleteAge) // syn_age.go
 	decodeHelperKeys(t, &ts)
+	decodeEncapKeys(t, &ts) // encap.go
 	ts.Address, _ = t.addr("address")
 	for _, st := range t.tables("server") {
 		ts.Servers = append(ts.Servers, decodeServer(st))

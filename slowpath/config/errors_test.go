@@ -190,7 +190,7 @@ address = "192.0.2.300"
 protocols = ["tcp", "icmp", "tcp"]
 ports = ["80-70", "x", "*"]
 method = "least-load"
-forwarding = "gue"
+forwarding = "gre"
 delete_age = "500ms"
 table_size = 1000
 `,
@@ -203,7 +203,7 @@ table_size = 1000
 			{8, 10, `target_set[0].ports[0]: port range 80-70 is reversed (hint: write "70-80")`},
 			{8, 19, `target_set[0].ports[1]: "x" is not a port number`},
 			{9, 10, `target_set[0].method: unknown value "least-load" (hint: did you mean "least_load"?)`},
-			{10, 14, `target_set[0].forwarding: "gue" is not supported yet (hint: only "dsr" or "nat" is supported`},
+			{10, 14, `target_set[0].forwarding: unknown value "gre" (hint: did you mean "gue"?)`},
 			{11, 14, "target_set[0].delete_age: delete_age 500ms is shorter than 1s"},
 			{12, 14, "target_set[0].table_size: table_size 1000 is not prime (hint: the next prime is 1009)"},
 		},

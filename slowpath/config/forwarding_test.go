@@ -44,8 +44,6 @@ func TestForwardingErrors(t *testing.T) {
 	}{
 		{"unknown strategy", `forwarding = "nta"` + "\n" + srv,
 			[]wantErr{{8, 14, `target_set[0].forwarding: unknown value "nta" (hint: did you mean "nat"?)`}}},
-		{"strategy not there yet", `forwarding = "ipip"` + "\n" + srv,
-			[]wantErr{{8, 14, `target_set[0].forwarding: "ipip" is not supported yet (hint: only "dsr" or "nat" is supported`}}},
 		{"helper on a DSR set", `helper = "ftp"` + "\n" + `passive_ports = ["30000-30099"]` + "\n" + srv,
 			[]wantErr{{8, 10, `target_set[0].helper: helper "ftp" needs forwarding = "nat" (hint: add forwarding = "nat"`}}},
 		{"unknown helper", `forwarding = "nat"` + "\n" + `helper = "tftp"` + "\n" + srv,

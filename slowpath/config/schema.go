@@ -49,6 +49,7 @@ var (
 		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
 		"delete_age", "syn_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
 		"persistence", "persistence_timeout", "persistence_ipv4_prefix", "persistence_ipv6_prefix",
+		"encap_source", "gue_port", "encap_mtu",
 	}}
 	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name", "owned_ports"}}
 	healthSchema = &schema{"[target_set.health]", []string{

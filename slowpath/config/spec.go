@@ -178,7 +178,15 @@ type TargetSet struct {
 	Protocols  []Proto     // non-empty, unique
 	Ports      []PortRange // non-empty, non-overlapping, in file order
 	Method     string      // MethodHash, MethodLeastLoad or MethodPeerAware
-	Forwarding string      // ForwardDSR or ForwardNAT
+	Forwarding string      // ForwardDSR, ForwardNAT, ForwardIPIP or ForwardGUE
+	// EncapSources are an encapsulating set's outer source prefixes, one
+	// IPv4 and one IPv6 at most, one for each family of its servers
+	// (encap.go); GUEPort is forwarding = "gue"'s UDP destination port;
+	// EncapMTU the largest outer packet towards the servers. Zero values
+	// on other sets.
+	EncapSources []netip.Prefix
+	GUEPort      int
+	EncapMTU     int
 	// Helper is the application helper of a NAT set: HelperFTP, or ""
 	// for none.
 	Helper string
@@ -222,6 +230,12 @@ const (
 const (
 	ForwardDSR = "dsr" // L2 direct server return: servers hold the VIP and answer clients directly
 	ForwardNAT = "nat" // address translation both ways: servers route their replies through ipfront
+	// ForwardIPIP encapsulates in IP (4in4, 6in4, 4in6, 6in6) to servers
+	// on any routed subnet, which decapsulate and answer directly.
+	ForwardIPIP = "ipip"
+	// ForwardGUE encapsulates in GUE (UDP) to servers on any routed
+	// subnet, which decapsulate and answer directly.
+	ForwardGUE = "gue"
 )
 
 // Values of TargetSet.Helper.

@@ -67,7 +67,8 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	ts.validatePorts(r, path+".ports")
 	r.enum(path+".method", ts.Method, []string{MethodHash, MethodLeastLoad, MethodPeerAware}, nil)
 	r.enum(path+".on_server_failure", ts.OnServerFailure, []string{FailureReselect, FailureKeep}, nil)
-	r.enum(path+".forwarding", ts.Forwarding, []string{ForwardDSR, ForwardNAT}, []string{"ipip", "gue"})
+	r.enum(path+".forwarding", ts.Forwarding, []string{ForwardDSR, ForwardNAT, ForwardIPIP, ForwardGUE}, nil)
+	ts.validateEncap(r, path) // encap.go
 	ts.validateHelper(r, path+".helper")
 	ts.validateHelperKeys(r, path)
 	if ts.DeleteAge < time.Second {
@@ -165,7 +166,7 @@ func (ts *TargetSet) validateServers(r *reporter, path string) {
 			case ts.Address.IsValid() && a.Is4() != ts.Address.Is4() && ts.Forwarding == ForwardNAT:
 				r.errorf(ep+".address", "NAT does not translate between IP versions; put the server in a target set of its own version",
 					"server %s is %s but the VIP %s is %s", a, ipVersion(a), ts.Address, ipVersion(ts.Address))
-			case ts.Address.IsValid() && a.Is4() != ts.Address.Is4():
+			case ts.Address.IsValid() && a.Is4() != ts.Address.Is4() && !ts.Encapsulates():
 				r.errorf(ep+".address", "with DSR a server has the VIP's IP version; put it in a target set of its own version",
 					"server %s is %s but the VIP %s is %s", a, ipVersion(a), ts.Address, ipVersion(ts.Address))
 			case a == ts.Address && ts.Forwarding == ForwardNAT:
