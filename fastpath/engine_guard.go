@@ -116,5 +116,9 @@ func (e *Engine) evidence(ts *TargetSet, f *packet.Flow, frame []byte, idx int, 
 // flooded reports whether unproven associations hold their share of the
 // shard, so that opening packets go without one.
 func (e *Engine) flooded() bool {
-	return e.shard.Unproven() >= e.shard.Limit()/unprovenShare
+	return e.shard.Unproven() >= UnprovenLimit(e.shard.Limit())
 }
+
+// UnprovenLimit is how many unproven associations a shard of limit records
+// holds before openings go without one.
+func UnprovenLimit(limit int) int { return limit / unprovenShare }

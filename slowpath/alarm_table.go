@@ -47,8 +47,8 @@ const (
 )
 
 // unprovenLimit is how many unproven associations a shard of limit records
-// holds at most: the fast path's share (engine_guard.go, unprovenShare).
-func unprovenLimit(limit int) uint64 { return uint64(limit / 2) }
+// holds at most: the fast path's (fastpath.UnprovenLimit).
+func unprovenLimit(limit int) uint64 { return uint64(fastpath.UnprovenLimit(limit)) }
 
 // tableWatch is the table-full bookkeeping of one worker across samples.
 type tableWatch struct {
