@@ -50,6 +50,8 @@ type Daemon struct {
 
 	helperStats HelperStats // the FTP helper's counters (helper_loop.go)
 
+	ann announceState // [bgp]: what the routers are told (announce.go)
+
 	// seed keys the flow hash of every generation this process publishes:
 	// resolved once in Run ([dataplane] hash_seed, else random), since a
 	// seed that changed at a reload would move every flow without an
@@ -161,6 +163,11 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 			Bool("busy_poll", spec.Dataplane.BusyPoll).Msg("worker started")
 	}
 	d.logUnchecked(spec)
+	stopAnnounce, err := d.startAnnouncer(spec) // announce.go
+	if err != nil {
+		return err
+	}
+	defer stopAnnounce() // before the data plane detaches
 	d.refreshNeighbors()
 	if err := d.apply(d.cur()); err != nil {
 		return err
@@ -181,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 		select {
 		case <-ctx.Done():
 			d.log.Info().Msg("shutting down")
+			d.drainForStop() // [bgp]: withdraw, then forward for drain_time
 			return nil
 		case r := <-d.reqs:
 			r.done <- r.fn()
@@ -193,6 +201,7 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 				d.republish("publish tables")
 			}
 			d.checkReady(start, onReady)
+			d.retryAnnounce()
 			next := resolveSteady
 			if d.missing > 0 {
 				next = resolveFast
@@ -216,6 +225,7 @@ func (d *Daemon) checkReady(start time.Time, onReady func()) {
 	}
 	d.ready.Store(true)
 	d.log.Info().Uint64("generation", d.Generation()).Msg("ready")
+	d.syncAnnounce() // announce.go: VIPs go to the routers only now
 	if onReady != nil {
 		onReady()
 	}
@@ -265,6 +275,7 @@ func (d *Daemon) apply(next *state) error {
 	d.st.Store(&s)
 	d.unsynced = false
 	d.log.Debug().Uint64("generation", s.gen).Int("target_sets", len(s.spec.TargetSets)).Msg("tables published")
+	d.syncAnnounce() // announce.go: a VIP that lost its last server is withdrawn
 	return nil
 }
 

@@ -94,6 +94,9 @@ type DaemonOptions struct {
 	// Probe replaces the health checks' network probes; nil probes the
 	// servers.
 	Probe func(ctx context.Context, t health.Target) (ok bool, reason string)
+	// Announce starts the announcer of a [bgp] table (announce.go); nil
+	// means bgp.New.
+	Announce AnnounceFunc
 }
 
 // healthOptions runs the health checks on the daemon's clock and prober.
