@@ -37,6 +37,9 @@ commands:
                         also check this host for its [dataplane]: NIC queues, RSS,
                         IRQ affinity, offloads, NAPI, huge pages (exit 1 on problems)
   ctl   [flags] CMD     query and steer a running daemon ("ipfront ctl -h")
+  decap attach|detach|status --dev IF [--mode ipip|gue] [--port N]
+                        on a server: strip ipfront's IPIP/GUE headers with an XDP
+                        program, for kernels without ipip/fou ("ipfront decap -h")
   version               print the module version and VCS revision (also --version)
 `
 
@@ -53,6 +56,8 @@ func main() {
 		err = check(os.Args[2:], os.Stdout)
 	case "ctl":
 		err = ctl.Run(os.Args[2:], os.Stdout, os.Stderr)
+	case "decap":
+		err = decapCmd(os.Args[2:], os.Stdout) // decap.go
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -72,6 +72,7 @@ var rules = []rule{
 		except: []exception{
 			{pkg: mod + "/fastpath/steer", why: "the steering XDP program and its maps; its tests run the program with ebpf.RunOptions"},
 			{pkg: mod + "/bench/harness", why: "holds the *ebpf.Program of steer.NewPassProgram, which it attaches to the peer veth so XDP_TX works there"},
+			{pkg: mod + "/fastpath/decap", why: "the servers' IPIP/GUE decapsulation XDP program (ipfront decap), not part of the daemon; its tests run it with ebpf.RunOptions"},
 		},
 		why: "the kernel's BPF interface stays behind the steering package"},
 	{pkgs: mod + "/slowpath/...", deny: []string{mod + "/fastpath/xsk/...", mod + "/fastpath/steer/..."}, direct: true, tests: true,
