@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/slowpath/config"
 )
@@ -86,12 +86,12 @@ func (k *Kernel) route(p netip.Prefix) *netlink.Route {
 		Table:     k.table,
 		Protocol:  RouteProtocol,
 		Scope:     netlink.SCOPE_LINK,
-		Type:      unix.RTN_UNICAST,
+		Type:      syscall.RTN_UNICAST,
 	}
 }
 
 func (k *Kernel) del(p netip.Prefix) error {
-	if err := netlink.RouteDel(k.route(p)); err != nil && !errors.Is(err, unix.ESRCH) {
+	if err := netlink.RouteDel(k.route(p)); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("withdraw %s from table %d: %w", p, k.table, err)
 	}
 	return nil

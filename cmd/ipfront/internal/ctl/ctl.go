@@ -48,6 +48,11 @@ commands:
   drain SET SERVER       no new associations for SERVER (name or address);
                          existing ones continue
   enable SET SERVER      undo drain
+  bgp                    VIP announcement: BGP sessions, announced and
+                         withdrawn VIPs
+  drain-node             withdraw every VIP from the routers; traffic that
+                         still arrives is forwarded
+  undrain-node           announce the VIPs again
 `
 
 // DefaultAPI is where ctl looks for the daemon without --api or $IPFRONT_API.
@@ -101,7 +106,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	nargs := map[string][2]int{"status": {0, 0}, "counters": {0, 0}, "sets": {0, 0}, "servers": {0, 1},
 		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2},
-		"expectations": {0, 1}, "persistence": {0, 0}}
+		"expectations": {0, 1}, "persistence": {0, 0}, "bgp": {0, 0}, "drain-node": {0, 0}, "undrain-node": {0, 0}}
 	n, ok := nargs[cmd]
 	if !ok {
 		fmt.Fprint(stderr, ctlUsage)
@@ -162,6 +167,11 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		return show(o, c.call(ctx, http.MethodGet, "/v1/persistence", q), new(v1.Persistence), printPersistence)
 	case "reload":
 		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(v1.ReloadResult), printReload)
+	case "bgp":
+		return show(o, c.call(ctx, http.MethodGet, "/v1/bgp", nil), new(v1.BGP), printBGP) // print_bgp.go
+	case "drain-node", "undrain-node":
+		path := "/v1/node/" + strings.TrimSuffix(cmd, "-node")
+		return show(o, c.call(ctx, http.MethodPost, path, nil), new(v1.BGP), printBGP)
 	default: // drain, enable
 		path := "/v1/servers/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1]) + "/" + cmd
 		return show(o, c.call(ctx, http.MethodPost, path, nil), new(v1.Server), printAdmin)
