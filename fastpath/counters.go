@@ -85,6 +85,10 @@ type Counters struct {
 	// complete). The server drops such packets; the fix is on the sender
 	// (`ethtool -K <dev> tx off`). Tested once per flow, not per packet.
 	PartialChecksum uint64
+	// Signalling (signalling.go).
+	TagIndexHits   uint64 // SCTP packets of an unknown path that the verification-tag index sent to their association's server
+	TagCollisions  uint64 // SCTP associations whose tag another association of the set already indexed for another server
+	DiameterStale  uint64 // Diameter flows expired without an application message (connect, CER/CEA, disconnect only)
 	// Replication (replicate.go).
 	ChangesDropped uint64 // record changes the full change ring refused: the mates need a resync
 	Adopted        uint64 // new flows that found a mate's imported record in another worker's shard and took it
@@ -100,7 +104,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 29 + int(NumForwardings)
+const numScalars = 32 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -110,9 +114,9 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
 		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort,
 		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch, &c.PartialChecksum,
-		&c.ChangesDropped, &c.Adopted}
+		&c.ChangesDropped, &c.Adopted, &c.TagIndexHits, &c.TagCollisions, &c.DiameterStale}
 	for f := range c.Forwarded {
-		out[29+f] = &c.Forwarded[f]
+		out[32+f] = &c.Forwarded[f]
 	}
 	return out
 }

@@ -92,6 +92,10 @@ func NewEngine(shard *assoc.Shard, iface int, srcMAC [6]byte) *Engine {
 	e := &Engine{shard: shard, iface: iface, srcMAC: srcMAC, dirty: make([]uint16, 0, MaxSets*MaxServers), epoch: 1}
 	e.onExpire = func(idx int, kind assoc.Kind, set uint16, server uint8) {
 		e.emit(ChangeDelete, idx)
+		if kind == assoc.KindFlow && e.tables != nil && e.tables.sets[set&(MaxSets-1)] != nil &&
+			e.tables.sets[set&(MaxSets-1)].Diameter && !e.shard.App(idx) {
+			e.local.DiameterStale++
+		}
 		switch kind {
 		case assoc.KindFlow:
 			e.countAssoc(set, server, -1)
@@ -312,10 +316,20 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 				v.Tag, v.Flags, v.LastSeen = f.SCTPTag, v.Flags|assoc.FlagTagLearned, now
 				e.shard.PutPacked(idx, k, v)
 				e.emit(ChangeUpsert, idx)
+				e.indexTag(ts, f.SCTPTag, v.Server, v.Gen, now) // signalling.go
 				return m.Server()
 			}
 			if fl := e.evidence(ts, f, frame, idx, m); fl&^m.Flags() != 0 {
 				e.shard.Mark(idx, fl)
+				e.emit(ChangeUpsert, idx)
+			}
+			if ts.Diameter && !e.shard.App(idx) {
+				// Only an application message keeps a Diameter flow
+				// alive (signalling.go).
+				if !diameterApp(frame, f) {
+					return m.Server()
+				}
+				e.shard.MarkApp(idx)
 				e.emit(ChangeUpsert, idx)
 			}
 			if m.LastSeen() != now&assoc.ClockMask {
@@ -324,11 +338,20 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 				}
 				e.shard.Touch(idx, now)
 				e.maybeRefresh(i, idx, now) // replicate.go
+				if m.Flags()&assoc.FlagTagLearned != 0 && f.Proto == packet.ProtoSCTP {
+					e.indexTag(ts, e.shard.Aux(idx), m.Server(), m.Gen(), now)
+				}
 			}
 			return m.Server()
 		}
 		e.local.Reselected++
 		e.countAssoc(ts.ID, m.Server(), -1)
+		if ts.Diameter && !e.shard.App(idx) && assoc.Age(now, m.LastSeen()) > idleLimit(ts, m) {
+			e.local.DiameterStale++
+		}
+		if f.Proto == packet.ProtoSCTP && m.Flags()&assoc.FlagTagLearned != 0 {
+			e.unindexTag(ts, e.shard.Aux(idx))
+		}
 	} else if m, ok := e.adoptImported(ts, k, e.hashes[i], idx, now); ok {
 		return m.Server() // a mate's flow, after a failover (replicate.go)
 	}
@@ -350,7 +373,13 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	if ts.Persist != nil || ts.Owned != nil {
 		pn = e.pinned(ts, f, now)
 	}
+	tagged := noSlot
+	if !found {
+		tagged = e.taggedServer(ts, f) // another path of a known SCTP association (signalling.go)
+	}
 	switch {
+	case tagged < MaxServers:
+		slot = tagged
 	case pn.slot < MaxServers:
 		slot = pn.slot
 	case ts.Method == MethodHash && ts.Persist != nil:
@@ -393,6 +422,12 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	}
 	if f.Proto == packet.ProtoTCP && ts.Helper == HelperNone {
 		v.Tag = tcpSeq(frame, f) // the sequence mark (engine_guard.go)
+	}
+	if tagged < MaxServers {
+		v.Tag, v.Flags = f.SCTPTag, v.Flags|assoc.FlagTagLearned
+	}
+	if ts.Diameter {
+		v.App = diameterApp(frame, f)
 	}
 	e.shard.PutPacked(idx, k, v)
 	e.emit(ChangeUpsert, idx)
@@ -447,11 +482,7 @@ func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, m assoc.Meta, now uin
 	if !usable(ts, m) {
 		return false
 	}
-	age := ts.DeleteAge
-	if m.Flags()&assoc.FlagProven == 0 {
-		age = ts.SynAge
-	}
-	if assoc.Age(now, m.LastSeen()) > age {
+	if assoc.Age(now, m.LastSeen()) > idleLimit(ts, m) {
 		e.local.Expired++
 		return false
 	}
@@ -463,6 +494,15 @@ func (e *Engine) stillValid(ts *TargetSet, f *packet.Flow, m assoc.Meta, now uin
 		return !(f.SCTPChunk == packet.SCTPChunkInit && m.Flags()&assoc.FlagShutdown != 0)
 	}
 	return true
+}
+
+// idleLimit is how long an association of ts with meta m may be idle:
+// delete_age, or syn_age until it proved its connection.
+func idleLimit(ts *TargetSet, m assoc.Meta) uint32 {
+	if m.Flags()&assoc.FlagProven == 0 {
+		return ts.SynAge
+	}
+	return ts.DeleteAge
 }
 
 // teardownFlags is the evidence of a closing connection this packet carries.

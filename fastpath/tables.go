@@ -119,8 +119,25 @@ type TargetSet struct {
 	// its flows to the sets of Persist.Group (persist.go).
 	Persist *Persistence
 	// Owned are destination port ranges that belong to one server each,
-	// for every client, before persistence and method (persist.go).
+	// for every client, before persistence and method (persist.go). The
+	// set matches them as it matches Ports: the ports servers open
+	// connections from (initiator mode) lie outside the listening ones.
 	Owned []OwnedRange
+	// Signalling (signalling.go).
+	//
+	// SecondaryVIP, when HasSecondary, is the set's second address (the
+	// IPFE's secondary TSA): packets to either belong to the set.
+	SecondaryVIP [16]byte
+	HasSecondary bool
+	// Diameter makes a flow that carried no Diameter application message
+	// stale delete_age after it was made, whatever else it carried, so
+	// that a peer that only connects, exchanges capabilities and
+	// disconnects is re-balanced when it reconnects from the same port.
+	Diameter bool
+	// NoTagIndex turns the SCTP verification-tag index off: a test hook
+	// that shows what the index does (a multihomed peer's other paths then
+	// land by the hash).
+	NoTagIndex bool
 
 	sel selIndex // filled by NewTables
 }
@@ -130,6 +147,11 @@ func (ts *TargetSet) matches(protoBit uint8, port uint16) bool {
 		return false
 	}
 	for _, r := range ts.Ports {
+		if port >= r.First && port <= r.Last {
+			return true
+		}
+	}
+	for _, r := range ts.Owned {
 		if port >= r.First && port <= r.Last {
 			return true
 		}
@@ -224,12 +246,16 @@ func NewTables(generation uint64, sets []*TargetSet) (*Tables, error) {
 		t.sets[ts.ID] = ts
 		maxID = max(maxID, int(ts.ID))
 		byVIP[ts.VIP] = append(byVIP[ts.VIP], ts)
+		if ts.HasSecondary && ts.SecondaryVIP != ts.VIP {
+			byVIP[ts.SecondaryVIP] = append(byVIP[ts.SecondaryVIP], ts)
+		}
 	}
 	flows, unproven := make([]uint32, maxID+1), make([]uint32, maxID+1)
 	for _, ts := range sets {
 		flows[ts.ID], unproven[ts.ID] = ts.DeleteAge, ts.SynAge
 	}
 	t.ages.Kind[assoc.KindFlow] = flows
+	t.ages.Kind[assoc.KindTag] = flows // a tag index entry lives as long as its association
 	t.ages.Unproven = unproven
 	t.ages.Kind[assoc.KindExpect] = expectAges(sets, maxID)
 	t.ages.Kind[assoc.KindPersist] = persistAges(sets)

@@ -18,7 +18,7 @@ import (
 //	     +-----+----+---+----------------+-------------------------------+
 //	w2   |port |set |pkb| (reserved)     |  aux (32 bits)                |  key + value
 //	     +-----+----+---+----------------+-------------------------------+
-//	            pkb: proto (bits 0-1), kind (2-3), origin (4), nat (5)
+//	            pkb: proto (bits 0-1), kind (2-3), origin (4), nat (5), app (6)
 //
 //	w3 (meta), bit 0                                                    63
 //	     +-----+---------+----------+-------------+--------+-------+
@@ -55,6 +55,7 @@ const (
 	kindShift   = pkbShift + 2
 	originShift = pkbShift + 4
 	natShift    = pkbShift + 5
+	appShift    = pkbShift + 6
 	keyMaskW2   = 1<<28 - 1 // port, set, protocol, kind: the bits below origin
 	auxShift    = 32
 )
@@ -130,6 +131,11 @@ type Value struct {
 	LastSeen uint32 // clock reading (see Clock) of the last packet
 	Origin   Origin
 	NAT      bool // the flow is address-translated (forwarding = "nat")
+	// App marks a Diameter flow that carried an application message (a
+	// command other than capabilities exchange, watchdog and disconnect):
+	// only such a flow is kept alive by its packets (the engine's
+	// Diameter staleness).
+	App bool
 }
 
 // Flags a record carries about the connection it records. Four bits.
@@ -226,6 +232,9 @@ func valueW2(c uint64, v *Value) uint64 {
 	if v.NAT {
 		w |= 1 << natShift
 	}
+	if v.App {
+		w |= 1 << appShift
+	}
 	return w
 }
 
@@ -240,6 +249,7 @@ func decode(w2 uint64, m Meta) Value {
 	return Value{
 		Server: m.Server(), Gen: m.Gen(), Flags: m.Flags(), LastSeen: m.LastSeen(),
 		Tag: uint32(w2 >> auxShift), Origin: Origin(w2>>originShift) & 1, NAT: w2>>natShift&1 == 1,
+		App: w2>>appShift&1 == 1,
 	}
 }
 

@@ -227,6 +227,15 @@ func unprovenFlow(w2, meta uint64) bool {
 	return Kind(w2>>kindShift)&3 == KindFlow && Meta(meta).Flags()&FlagProven == 0
 }
 
+// App reports whether slot idx's record has Value.App. Owner only.
+func (s *Shard) App(idx int) bool { return s.slots[idx].w[2]>>appShift&1 == 1 }
+
+// MarkApp sets Value.App on slot idx: one atomic store. Owner only.
+func (s *Shard) MarkApp(idx int) {
+	sl := &s.slots[idx]
+	atomic.StoreUint64(&sl.w[2], sl.w[2]|1<<appShift)
+}
+
 // KeyAt returns the key of slot idx: a live record, or one Sweep or Delete
 // has just turned into a tombstone (its key words stay until the slot is
 // reused). Owner only.
