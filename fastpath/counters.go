@@ -86,9 +86,9 @@ type Counters struct {
 	// (`ethtool -K <dev> tx off`). Tested once per flow, not per packet.
 	PartialChecksum uint64
 	// Signalling (signalling.go).
-	TagIndexHits   uint64 // SCTP packets of an unknown path that the verification-tag index sent to their association's server
-	TagCollisions  uint64 // SCTP associations whose tag another association of the set already indexed for another server
-	DiameterStale  uint64 // Diameter flows expired without an application message (connect, CER/CEA, disconnect only)
+	TagIndexHits  uint64 // SCTP packets of an unknown path that the verification-tag index sent to their association's server
+	TagCollisions uint64 // SCTP associations whose tag another association of the set already indexed for another server
+	DiameterStale uint64 // Diameter flows expired without an application message (connect, CER/CEA, disconnect only)
 	// Replication (replicate.go).
 	ChangesDropped uint64 // record changes the full change ring refused: the mates need a resync
 	Adopted        uint64 // new flows that found a mate's imported record in another worker's shard and took it
