@@ -42,11 +42,13 @@ mutate:
 
 # The hostile packet suite and the fault tests of make test, SOAK (default
 # 20) times longer: every hostile frame sent 3*SOAK times, SOAK kills and
-# restarts, SOAK silent-server rounds, 10*SOAK reloads under traffic.
+# restarts, SOAK silent-server rounds, 10*SOAK reloads under traffic, a SYN
+# flood until min(SOAK, 4) million spoofed sources were seen, SOAK rounds of
+# forged TCP and SCTP teardowns.
 SOAK ?= 20
 soak:
 	IPFRONT_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -v \
-		-run 'TestHostileFrames|TestSIGKILLUnderTraffic|TestRestartCarriesConnections|TestSilentServerFoundByHealthChecks|TestReloadRacingHeavyTraffic' ./e2e/
+		-run 'TestHostileFrames|TestSIGKILLUnderTraffic|TestRestartCarriesConnections|TestSilentServerFoundByHealthChecks|TestReloadRacingHeavyTraffic|TestSYNFlood|TestSpoofedTCPTeardown|TestSpoofedSCTPTeardown' ./e2e/
 
 # Fuzzing beyond the seed corpora that `make test` replays: every fuzz target
 # of the repository (found by its `func FuzzXxx` line, so a new parser's
