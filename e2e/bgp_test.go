@@ -42,13 +42,16 @@ type bgpEnv struct {
 	vip6 netip.Prefix
 }
 
-func bgpSetup(t *testing.T) *bgpEnv {
+// bgpSetup builds a routed lab with lbs load balancers and two servers,
+// starts the servers, BIRD on the router and ipfront on every load
+// balancer with the [bgp] table bgpTOML returns for it.
+func bgpSetup(t *testing.T, lbs int, bgpTOML func(lb lab.Host) string) *bgpEnv {
 	t.Helper()
 	requireEnv(t)
 	if _, err := lab.BIRDPath(); err != nil {
 		t.Skipf("%v (.ci/run installs bird2)", err)
 	}
-	l, err := lab.NewRouted(lab.UniquePrefix("e2ebgp"), 2, 2)
+	l, err := lab.NewRouted(lab.UniquePrefix("e2ebgp"), lbs, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +86,14 @@ func bgpSetup(t *testing.T) *bgpEnv {
 		}
 	})
 	for _, lb := range l.LBs() {
-		e.ipf = append(e.ipf, e.startInstance(ctx, lb, logTo("ipfront-"+lb.Role)))
+		e.ipf = append(e.ipf, e.startInstance(ctx, lb, bgpTOML(lb), logTo("ipfront-"+lb.Role)))
 	}
 	return e
 }
 
 // startInstance runs ipfront on lb and waits until its API says ready;
 // it is stopped with SIGTERM at the end unless the test stopped it.
-func (e *bgpEnv) startInstance(ctx context.Context, lb lab.Host, log io.Writer) *lab.Proc {
+func (e *bgpEnv) startInstance(ctx context.Context, lb lab.Host, bgpTOML string, log io.Writer) *lab.Proc {
 	t := e.t
 	t.Helper()
 	var b strings.Builder
@@ -103,24 +106,7 @@ hash_seed = "e2e-bgp-same-seed-on-every-instance"
 
 [api]
 listen = %q
-
-[bgp]
-asn = %d
-router_id = %q
-drain_time = %q
-med = 10
-communities = ["64512:100"]
-
-  [[bgp.neighbor]]
-  address = %q
-  asn = %d
-  hold_time = "3s"
-
-  [[bgp.neighbor]]
-  address = %q
-  asn = %d
-  hold_time = "3s"
-`, lab.LBIfname, apiListen, lab.LBASN, lb.IPv4, bgpDrainTime, lab.NATRouterIPv4, lab.RouterASN, lab.NATRouterIPv6, lab.RouterASN)
+%s`, lab.LBIfname, apiListen, bgpTOML)
 	for _, vip := range []netip.Addr{lab.DefaultVIP4, lab.DefaultVIP6} {
 		fmt.Fprintf(&b, `
 [[target_set]]
@@ -232,8 +218,30 @@ func (e *bgpEnv) newAssociations(lb lab.Host) uint64 {
 	return c.NewAssociations
 }
 
+// speakerTOML is the [bgp] table of an instance that peers with the router.
+func speakerTOML(lb lab.Host) string {
+	return fmt.Sprintf(`
+[bgp]
+asn = %d
+router_id = %q
+drain_time = %q
+med = 10
+communities = ["64512:100"]
+
+  [[bgp.neighbor]]
+  address = %q
+  asn = %d
+  hold_time = "3s"
+
+  [[bgp.neighbor]]
+  address = %q
+  asn = %d
+  hold_time = "3s"
+`, lab.LBASN, lb.IPv4, bgpDrainTime, lab.NATRouterIPv4, lab.RouterASN, lab.NATRouterIPv6, lab.RouterASN)
+}
+
 func TestBGPAnnounceWithdrawDrain(t *testing.T) {
-	e := bgpSetup(t)
+	e := bgpSetup(t, 2, speakerTOML)
 	lbs := e.lab.LBs()
 	lb1, lb2 := lbs[0], lbs[1]
 
@@ -322,5 +330,73 @@ func TestBGPAnnounceWithdrawDrain(t *testing.T) {
 	}
 	if took >= bgpDrainTime || lasted < bgpDrainTime {
 		t.Errorf("lb1's routes withdrawn after %v, exit after %v: want withdrawn within drain_time %v, exit after it", took, lasted, bgpDrainTime)
+	}
+}
+
+// lbBIRDConfig is BIRD on a load balancer exporting ipfront's kernel-mode
+// routes (table 100) to the router: the configuration configs/bgp-kernel.toml
+// documents.
+func lbBIRDConfig(lb lab.Host) string {
+	return fmt.Sprintf(`router id %s;
+log stderr all;
+protocol device { scan time 1; }
+ipv4 table vips4;
+ipv6 table vips6;
+protocol kernel vips_k4 { kernel table 100; learn; scan time 1; ipv4 { table vips4; import all; export none; }; }
+protocol kernel vips_k6 { kernel table 100; learn; scan time 1; ipv6 { table vips6; import all; export none; }; }
+protocol bgp router4 {
+  local as %d; neighbor %s as %d; connect delay time 1; connect retry time 1; hold time 3;
+  ipv4 { table vips4; import none; export where net.len = 32; next hop self; };
+}
+protocol bgp router6 {
+  local as %d; neighbor %s as %d; connect delay time 1; connect retry time 1; hold time 3;
+  ipv6 { table vips6; import none; export where net.len = 128; next hop self; };
+}
+`, lb.IPv4, lab.LBASN, lab.NATRouterIPv4, lab.RouterASN, lab.LBASN, lab.NATRouterIPv6, lab.RouterASN)
+}
+
+// TestBGPKernelModeWithBIRD: in kernel mode ipfront keeps the VIPs as
+// routes in table 100 and the host's own BIRD exports them: the router
+// learns both VIPs via the instance, loses them on drain-node and gets
+// them back, and loses them before the instance exits on SIGTERM.
+func TestBGPKernelModeWithBIRD(t *testing.T) {
+	e := bgpSetup(t, 1, func(lab.Host) string {
+		return fmt.Sprintf("\n[bgp]\nasn = %d\nmode = \"kernel\"\nkernel_table = 100\ndrain_time = %q\n", lab.LBASN, bgpDrainTime)
+	})
+	lb := e.lab.LBs()[0]
+	var mu sync.Mutex
+	b, err := e.lab.StartBIRDOn(lb, t.TempDir(), lbBIRDConfig(lb), &lab.PrefixWriter{W: testLog{t}, Prefix: "bird-lb1 | ", Mu: &mu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("bird on lb1: %v", err)
+		}
+	})
+	e.waitHops("kernel mode: announced", lb)
+	var st v1.BGP
+	e.ctl(lb, &st, "bgp")
+	if st.Mode != "kernel" || len(st.Announced) != 2 {
+		t.Errorf("ctl bgp = %+v, want kernel mode announcing 2 VIPs", st)
+	}
+	if r := e.tcp(true, 10); r.OK != 10 {
+		t.Errorf("TCP to the IPv6 VIP through the router: %d of 10 ok, reasons %v", r.OK, r.Reasons)
+	}
+	e.ctl(lb, &st, "drain-node")
+	e.waitHops("kernel mode: drained")
+	e.ctl(lb, &st, "undrain-node")
+	e.waitHops("kernel mode: undrained", lb)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.ipf[0].Stop(bgpDrainTime + 10*time.Second) }()
+	e.waitHops("kernel mode: stopping")
+	select {
+	case err := <-stopped:
+		t.Fatalf("ipfront exited (%v) before the router lost its routes", err)
+	default:
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("ipfront exit after SIGTERM: %v, want status 0", err)
 	}
 }

@@ -30,6 +30,7 @@ const (
 // instances announcing the same VIP), nothing exported to them.
 type BIRD struct {
 	lab  *RoutedLab
+	ns   string // where it runs
 	sock string
 	proc *Proc
 }
@@ -51,7 +52,7 @@ func BIRDPath() (string, error) {
 // BIRDConfig is the router's configuration: short connect and retry timers
 // so that a session comes up within seconds of its speaker starting, and a
 // hold time of 3 s so that a killed instance's routes go within seconds.
-func (r *RoutedLab) BIRDConfig(sock string) string {
+func (r *RoutedLab) BIRDConfig() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `router id %s;
 log stderr all;
@@ -78,20 +79,28 @@ template bgp lb {
 // the router's namespace, its log to out. Close (or the lab's Close) stops
 // it.
 func (r *RoutedLab) StartBIRD(dir string, out io.Writer) (*BIRD, error) {
+	return r.StartBIRDOn(r.router, dir, r.BIRDConfig(), out)
+}
+
+// StartBIRDOn starts BIRD with configuration conf on host h (a load
+// balancer that exports ipfront's kernel routes, say), its files in dir.
+// The returned BIRD's Show talks to that daemon; NextHops and
+// WaitNextHops always read the router's table.
+func (r *RoutedLab) StartBIRDOn(h Host, dir, conf string, out io.Writer) (*BIRD, error) {
 	bin, err := BIRDPath()
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dir, "bird.conf")
+	path := filepath.Join(dir, "bird.conf")
 	sock := filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(conf, []byte(r.BIRDConfig(sock)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := r.StartProc(r.router.NS, "bird", out, bin, "-f", "-c", conf, "-s", sock)
+	p, err := r.StartProc(h.NS, "bird-"+h.Role, out, bin, "-f", "-c", path, "-s", sock)
 	if err != nil {
 		return nil, err
 	}
-	return &BIRD{lab: r, sock: sock, proc: p}, nil
+	return &BIRD{lab: r, ns: h.NS, sock: sock, proc: p}, nil
 }
 
 // Close stops BIRD.
@@ -104,7 +113,7 @@ func (b *BIRD) Show(args ...string) (string, error) {
 		return "", err
 	}
 	birdc := filepath.Join(filepath.Dir(bird), "birdc") // the bird2 package ships both side by side
-	return b.lab.Exec(b.lab.router.NS, append([]string{birdc, "-s", b.sock}, args...)...)
+	return b.lab.Exec(b.ns, append([]string{birdc, "-s", b.sock}, args...)...)
 }
 
 // NextHops returns the gateways of the router's kernel route to prefix
