@@ -266,8 +266,9 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		ts.Load = id.loads[cs.Name]
 	}
 	ts.Forwarding = forwardings[cs.Forwarding]
-	buildHelper(ts, cs) // helper_build.go; after ts.Forwarding
-	buildEncap(ts, cs)  // build_encap.go
+	buildHelper(ts, cs)     // helper_build.go; after ts.Forwarding
+	buildEncap(ts, cs)      // build_encap.go
+	buildSignalling(ts, cs) // build_signalling.go
 	st := id.slots[cs.Name]
 	slotOf, err := id.place(&st, cs.Servers)
 	if err != nil {

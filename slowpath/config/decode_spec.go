@@ -18,6 +18,7 @@ func decodeSpec(r *reporter, doc map[string]any) *Spec {
 		Log:       decodeLog(root.sub("log")),
 		API:       decodeAPI(root.sub("api")),
 		BGP:       decodeBGP(root.sub("bgp")), // bgp.go
+		HA:        decodeHA(root.sub("ha")),   // ha.go
 	}
 	setTables := root.tables("target_set")
 	for _, t := range setTables {
@@ -133,6 +134,7 @@ func decodeTargetSet(t table) TargetSet {
 	for _, pt := range t.tables("peer_group") {
 		ts.PeerGroups = append(ts.PeerGroups, decodePeerGroup(pt))
 	}
+	decodeSignalling(t, &ts) // signalling.go
 	return ts
 }
 

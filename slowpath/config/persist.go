@@ -328,7 +328,9 @@ func (ts *TargetSet) validateOwnedPorts(r *reporter, path string) {
 			case count > maxOwnedRanges:
 				r.errorf(ep, "merge adjacent ranges", "more than %d owned port ranges in one target set", maxOwnedRanges)
 				continue
-			case !covers(ts.Ports, pr):
+			case ts.Initiates() && !ts.ownedOutsideListening(r, ep, pr): // signalling.go
+				continue
+			case !ts.Initiates() && !covers(ts.Ports, pr):
 				r.errorf(ep, "add the range to the set's ports, or narrow it",
 					"owned range %s is not within the set's ports (%s)", pr, portList(ts.Ports))
 				continue

@@ -37,7 +37,7 @@ type schema struct {
 }
 
 var (
-	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set", "persistence_group", "bgp"}}
+	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set", "persistence_group", "bgp", "ha"}}
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
 		"max_associations", "max_persistence_records", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
@@ -49,7 +49,7 @@ var (
 		"name", "address", "protocols", "ports", "method", "forwarding", "helper", "expect_timeout", "passive_ports",
 		"delete_age", "syn_age", "table_size", "server", "on_server_failure", "health", "peer_group", "balance",
 		"persistence", "persistence_timeout", "persistence_ipv4_prefix", "persistence_ipv6_prefix",
-		"encap_source", "gue_port", "encap_mtu",
+		"encap_source", "gue_port", "encap_mtu", "secondary_address", "diameter", "mode",
 	}}
 	serverSchema = &schema{"[[target_set.server]]", []string{"address", "weight", "name", "owned_ports"}}
 	healthSchema = &schema{"[target_set.health]", []string{
@@ -60,7 +60,7 @@ var (
 
 	schemas = []*schema{
 		rootSchema, dataplaneSchema, logSchema, apiSchema, targetSetSchema, serverSchema,
-		healthSchema, peerGroupSchema, balanceSchema, persistenceGroupSchema, bgpSchema, neighborSchema,
+		healthSchema, peerGroupSchema, balanceSchema, persistenceGroupSchema, bgpSchema, neighborSchema, haSchema,
 	}
 )
 

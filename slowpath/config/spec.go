@@ -17,6 +17,8 @@ type Spec struct {
 	API       API
 	// BGP is the [bgp] table (bgp.go): how the VIPs are announced.
 	BGP        BGP
+	// HA is the [ha] table (ha.go): association replication to mates.
+	HA HA
 	TargetSets []TargetSet // in file order
 	// PersistenceGroups are the [[persistence_group]] tables (persist.go),
 	// in file order.
@@ -217,6 +219,15 @@ type TargetSet struct {
 	// (persist.go); nil without persistence = "client" and outside every
 	// [[persistence_group]].
 	Persistence *Persistence
+	// SecondaryAddress is the set's second VIP (secondary_address), of the
+	// VIP's IP version; invalid when not set (signalling.go).
+	SecondaryAddress netip.Addr
+	// Diameter makes connections that carried only Diameter capabilities
+	// exchange and disconnect stale after delete_age (signalling.go).
+	Diameter bool
+	// Mode is ModeResponder, ModeInitiator or ModeInitiatorResponder; ""
+	// (the key left out) is ModeResponder.
+	Mode string
 }
 
 // Values of TargetSet.Method: how a new association picks its server.

@@ -33,6 +33,7 @@ func validateTargetSets(r *reporter, sets []TargetSet) {
 			}
 		}
 	}
+	validateSecondaryConflicts(r, sets) // signalling.go
 }
 
 // vipConflict describes traffic that both a and b would claim, or returns "".
@@ -68,7 +69,8 @@ func (ts *TargetSet) validate(r *reporter, path string) {
 	r.enum(path+".method", ts.Method, []string{MethodHash, MethodLeastLoad, MethodPeerAware}, nil)
 	r.enum(path+".on_server_failure", ts.OnServerFailure, []string{FailureReselect, FailureKeep}, nil)
 	r.enum(path+".forwarding", ts.Forwarding, []string{ForwardDSR, ForwardNAT, ForwardIPIP, ForwardGUE}, nil)
-	ts.validateEncap(r, path) // encap.go
+	ts.validateEncap(r, path)      // encap.go
+	ts.validateSignalling(r, path) // signalling.go
 	ts.validateHelper(r, path+".helper")
 	ts.validateHelperKeys(r, path)
 	if ts.DeleteAge < time.Second {
@@ -117,7 +119,7 @@ func (ts *TargetSet) validateProtocols(r *reporter, path string) {
 }
 
 func (ts *TargetSet) validatePorts(r *reporter, path string) {
-	if len(ts.Ports) == 0 {
+	if len(ts.Ports) == 0 && ts.Mode != ModeInitiator { // an initiator-only set may listen nowhere
 		r.errorf(path, `list ports such as ["80", "8000-8099"], or ["*"] for all`, "no ports listed")
 	}
 	for i, pr := range ts.Ports {
