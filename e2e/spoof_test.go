@@ -116,8 +116,12 @@ func TestSpoofedTCPTeardown(t *testing.T) {
 			teardowns++
 		}
 		e.sendMarker(raw, base, before)
-
-		after := e.spoofCounters()
+		var after spoofCounters
+		e.waitFor(5*time.Second, "every forged teardown counted", func() (bool, string) {
+			after = e.spoofCounters() // a read may catch a publish half done: wait, then require exact
+			return after.TeardownIgnored-before.TeardownIgnored >= uint64(teardowns),
+				fmt.Sprintf("teardown_ignored +%d, want +%d", after.TeardownIgnored-before.TeardownIgnored, teardowns)
+		})
 		if got := after.TeardownIgnored - before.TeardownIgnored; got != uint64(teardowns) {
 			t.Errorf("round %d: teardown_ignored rose by %d, want %d (every forged RST and FIN)", round, got, teardowns)
 		}
@@ -389,8 +393,15 @@ func TestSpoofedSCTPTeardown(t *testing.T) {
 	if got := expect("client's DATA after the attack", fromClient, frame(client, packet.SCTPChunkData, tag, false)); got != home {
 		t.Errorf("client's DATA after the attack reached %s, want %s: the association moved", got, home)
 	}
-	after := e.spoofCounters()
-	if got, want := after.SCTPTagMismatch-before.SCTPTagMismatch, uint64(len(forged)*soakFactor()); got != want {
+	// The workers publish their counters in batches: wait for the count,
+	// then require it exact.
+	want := uint64(len(forged) * soakFactor())
+	var after spoofCounters
+	e.waitFor(5*time.Second, "every forged teardown counted", func() (bool, string) {
+		after = e.spoofCounters()
+		return after.SCTPTagMismatch-before.SCTPTagMismatch >= want, fmt.Sprintf("sctp_tag_mismatch +%d, want +%d", after.SCTPTagMismatch-before.SCTPTagMismatch, want)
+	})
+	if got := after.SCTPTagMismatch - before.SCTPTagMismatch; got != want {
 		t.Errorf("sctp_tag_mismatch rose by %d, want %d (every forged teardown)", got, want)
 	}
 	if r, n := after.Reselected-before.Reselected, after.NewAssociations-before.NewAssociations; r != 0 || n != 0 {
