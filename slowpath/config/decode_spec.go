@@ -18,6 +18,7 @@ func decodeSpec(r *reporter, doc map[string]any) *Spec {
 		Log:       decodeLog(root.sub("log")),
 		API:       decodeAPI(root.sub("api")),
 		BGP:       decodeBGP(root.sub("bgp")), // bgp.go
+		HA:        decodeHA(root.sub("ha")),   // ha.go
 	}
 	setTables := root.tables("target_set")
 	for _, t := range setTables {

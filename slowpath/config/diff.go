@@ -20,6 +20,11 @@ func RestartKeys(old, next *Spec) []string {
 	} else {
 		out = appendChanged(out, "bgp", reflect.ValueOf(old.BGP), reflect.ValueOf(next.BGP))
 	}
+	if old.HA.Enabled != next.HA.Enabled {
+		out = append(out, "ha") // [ha] came or went (ha.go)
+	} else {
+		out = appendChanged(out, "ha", reflect.ValueOf(old.HA), reflect.ValueOf(next.HA))
+	}
 	return appendChanged(out, "log", reflect.ValueOf(old.Log), reflect.ValueOf(next.Log))
 }
 

@@ -54,7 +54,7 @@ level = "info"
 		want: []wantErr{
 			{3, 1, `dataplane.ring_sise: unknown key (hint: did you mean "ring_size"?)`},
 			{4, 2, `logg: unknown table (hint: did you mean "log"?)`},
-			{6, 2, `metrics: unknown table (hint: valid keys in the top level: dataplane, log, api, target_set, persistence_group, bgp)`},
+			{6, 2, `metrics: unknown table (hint: valid keys in the top level: dataplane, log, api, target_set, persistence_group, bgp, ha)`},
 		},
 	}, {
 		name: "misspelt required key is not also missing",

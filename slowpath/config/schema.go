@@ -37,7 +37,7 @@ type schema struct {
 }
 
 var (
-	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set", "persistence_group", "bgp"}}
+	rootSchema      = &schema{"the top level", []string{"dataplane", "log", "api", "target_set", "persistence_group", "bgp", "ha"}}
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
 		"max_associations", "max_persistence_records", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
@@ -60,7 +60,7 @@ var (
 
 	schemas = []*schema{
 		rootSchema, dataplaneSchema, logSchema, apiSchema, targetSetSchema, serverSchema,
-		healthSchema, peerGroupSchema, balanceSchema, persistenceGroupSchema, bgpSchema, neighborSchema,
+		healthSchema, peerGroupSchema, balanceSchema, persistenceGroupSchema, bgpSchema, neighborSchema, haSchema,
 	}
 )
 

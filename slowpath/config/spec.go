@@ -16,7 +16,9 @@ type Spec struct {
 	Log       Log
 	API       API
 	// BGP is the [bgp] table (bgp.go): how the VIPs are announced.
-	BGP        BGP
+	BGP BGP
+	// HA is the [ha] table (ha.go): association replication to mates.
+	HA         HA
 	TargetSets []TargetSet // in file order
 	// PersistenceGroups are the [[persistence_group]] tables (persist.go),
 	// in file order.

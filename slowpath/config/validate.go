@@ -25,6 +25,7 @@ func (s *Spec) validate(r *reporter) {
 	s.Log.validate(r)
 	s.API.validate(r)
 	s.BGP.validate(r) // bgp.go
+	s.HA.validate(r)  // ha.go
 	validateTargetSets(r, s.TargetSets)
 	validatePersistence(r, s) // persist.go
 	validateLimits(r, s)      // limits.go
