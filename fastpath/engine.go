@@ -319,7 +319,12 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 				e.indexTag(ts, f.SCTPTag, v.Server, v.Gen, now) // signalling.go
 				return m.Server()
 			}
-			if fl := e.evidence(ts, f, frame, idx, m); fl&^m.Flags() != 0 {
+			if f.Proto == packet.ProtoTCP && f.TCPFlags&(packet.TCPFlagFIN|packet.TCPFlagRST) == 0 &&
+				m.Flags()&assoc.FlagProven != 0 && ts.Helper == HelperNone {
+				// Most packets: a proven connection's data or ACK, which
+				// only moves the sequence mark (engine_guard.go).
+				e.followMark(frame, f, idx)
+			} else if fl := e.evidence(ts, f, frame, idx, m); fl&^m.Flags() != 0 {
 				e.shard.Mark(idx, fl)
 				e.emit(ChangeUpsert, idx)
 			}

@@ -99,9 +99,7 @@ func (e *Engine) evidence(ts *TargetSet, f *packet.Flow, frame []byte, idx int, 
 			e.local.TeardownIgnored++
 			fl &^= assoc.FlagFIN | assoc.FlagRST
 		}
-		if d := seq - mark; d >= markStep && d < 1<<31 {
-			e.shard.SetAux(idx, seq)
-		}
+		e.followMark(frame, f, idx)
 	case packet.ProtoSCTP:
 		if fl != 0 && (m.Flags()&assoc.FlagTagLearned == 0 || f.SCTPTag != e.shard.Aux(idx) || sctpTBit(frame, f)) {
 			e.local.SCTPTagMismatch++
@@ -111,6 +109,15 @@ func (e *Engine) evidence(ts *TargetSet, f *packet.Flow, frame []byte, idx int, 
 		fl |= assoc.FlagProven
 	}
 	return fl
+}
+
+// followMark moves TCP flow idx's sequence mark to frame's sequence number
+// once the client has sent markStep bytes past it.
+// One unsigned comparison stands for markStep <= seq-mark < 2^31.
+func (e *Engine) followMark(frame []byte, f *packet.Flow, idx int) {
+	if seq := tcpSeq(frame, f); seq-e.shard.Aux(idx)-markStep < 1<<31-markStep {
+		e.shard.SetAux(idx, seq)
+	}
 }
 
 // flooded reports whether unproven associations hold their share of the
