@@ -15,6 +15,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/fastpath/maglev"
 	"github.com/ipfront/ipfront/slowpath/config"
+	"github.com/ipfront/ipfront/slowpath/ha"
 	"github.com/ipfront/ipfront/slowpath/health"
 )
 
@@ -51,6 +52,8 @@ type Daemon struct {
 	helperStats HelperStats // the FTP helper's counters (helper_loop.go)
 
 	ann announceState // [bgp]: what the routers are told (announce.go)
+
+	haNode atomic.Pointer[ha.Node] // [ha]: association replication (ha_loop.go); nil without
 
 	// seed keys the flow hash of every generation this process publishes:
 	// resolved once in Run ([dataplane] hash_seed, else random), since a
@@ -175,6 +178,11 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 	d.health = health.NewMonitorOptions(d.healthQ.push, d.opts.healthOptions())
 	defer d.health.Close()
 	d.health.Update(healthTargets(spec))
+	stopHA, err := d.startHA(spec, dp) // ha_loop.go: after the first tables, before ready
+	if err != nil {
+		return err
+	}
+	defer stopHA()
 
 	clock := d.opts.Clock
 	start := clock.Now()
@@ -215,9 +223,9 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 }
 
 // checkReady declares the daemon ready once every server is resolved, or
-// readyTimeout after start.
+// readyTimeout after start, and [ha] has pulled its mates' associations.
 func (d *Daemon) checkReady(start time.Time, onReady func()) {
-	if d.ready.Load() || (d.missing > 0 && d.opts.Clock.Now().Sub(start) <= readyTimeout) {
+	if d.ready.Load() || !d.haJoined() || (d.missing > 0 && d.opts.Clock.Now().Sub(start) <= readyTimeout) {
 		return
 	}
 	if d.missing > 0 {

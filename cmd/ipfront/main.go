@@ -147,7 +147,9 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	start := func(dp *config.Dataplane) (slowpath.DataPlane, error) { return startDataplane(dp, log) }
+	start := func(dp *config.Dataplane) (slowpath.DataPlane, error) {
+		return startDataplane(dp, spec.HA.Enabled, log)
+	}
 	d := slowpath.NewDaemon(spec, log, slowpath.DaemonOptions{Start: start})
 	api, err := slowpath.Listen(d, spec.API)
 	if err != nil {
@@ -181,8 +183,10 @@ func run(args []string) error {
 // startDataplane starts the AF_XDP data plane a [dataplane] table describes.
 // The daemon gets it as its start function: slowpath itself knows neither
 // sockets nor steering programs.
-func startDataplane(dp *config.Dataplane, log zerolog.Logger) (slowpath.DataPlane, error) {
-	d, err := fastpath.Start(dataplaneConfig(dp))
+func startDataplane(dp *config.Dataplane, replicate bool, log zerolog.Logger) (slowpath.DataPlane, error) {
+	cfg := dataplaneConfig(dp)
+	cfg.Replicate = replicate // [ha]: the workers report association changes
+	d, err := fastpath.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
