@@ -241,6 +241,7 @@ func listAssociations(workers []PlaneWorker, t *fastpath.Tables, q assocQuery, n
 		}
 		rep.Associations = append(rep.Associations, info)
 	}
+	addPaths(workers, t, page, rep.Associations) // api_signalling.go
 	return rep
 }
 

@@ -99,10 +99,11 @@ func countersOf(p Plane) CountersReply {
 			RxPackets: wc.RxPackets, RxBytes: wc.RxBytes, TxPackets: wc.TxPackets, TxBytes: wc.TxBytes,
 			Dropped: wc.Dropped(), Drops: dropMap(wc), Associations: live, Capacity: wk.Assoc.Limit(),
 			NewAssociations: wc.NewAssociations, Reselected: wc.Reselected, Expired: wc.Expired,
-			Stateless: wc.Stateless, ICMPForwarded: wc.ICMPForwarded, Defences: defencesOf(wc, lim),
+			Stateless: wc.Stateless, ICMPForwarded: wc.ICMPForwarded, Defences: defencesOf(wc, lim), Signalling: signallingOf(wc),
 		})
 	}
 	rep.Defences = defencesOf(c, unprovenLim)
+	rep.Signalling = signallingOf(c) // api_signalling.go
 	if t := snap.tables; t != nil {
 		for _, ts := range t.Sets() {
 			for slot, s := range ts.Servers {

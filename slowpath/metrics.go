@@ -54,7 +54,8 @@ var (
 		descAssocCap, descCreated, descReselected, descExpired, descStateless, descICMP, descSteered, descPassed,
 		descSrvPackets, descSrvBytes, descSrvWeight, descSrvCfgW, descSrvUp, descSrvDrained, descSrvResolved,
 		descAlarm, descAlarmsTotal, descGeneration, descReady, descUnproven, descUnprovenLimit, descFloodStateless,
-		descTeardownIgnored, descPartialCsum, descTableFull, descTableFullTotal}
+		descTeardownIgnored, descPartialCsum, descTableFull, descTableFullTotal, descTagIndexHits, descTagCollisions,
+		descDiameterStale}
 )
 
 // collector exports the daemon and data plane to Prometheus.
@@ -122,6 +123,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTeardownIgnored, total.TeardownIgnored, "tcp_out_of_window")
 	counter(descTeardownIgnored, total.SCTPTagMismatch, "sctp_bad_tag")
 	counter(descPartialCsum, total.PartialChecksum)
+	collectSignalling(counter, total) // api_signalling.go
 
 	for _, st := range c.b.Servers() {
 		l := []string{st.Set, st.Name, st.Address.String()}

@@ -87,6 +87,7 @@ type Counters struct {
 	Stateless       uint64            `json:"stateless"`  // forwarded by hash: no room for an association
 	ICMPForwarded   uint64            `json:"icmp_forwarded"`
 	Defences
+	Signalling
 	SteeredToXSK   uint64           `json:"steered_to_xsk"`   // by the steering program, to the workers
 	PassedToKernel uint64           `json:"passed_to_kernel"` // by the steering program: not for a VIP
 	Servers        []ServerCounters `json:"servers"`
@@ -123,6 +124,7 @@ type WorkerCounters struct {
 	Stateless       uint64            `json:"stateless"`
 	ICMPForwarded   uint64            `json:"icmp_forwarded"`
 	Defences
+	Signalling
 }
 
 // Defences are the fast path's counters of its flood and forged-teardown
@@ -152,6 +154,24 @@ type Defences struct {
 	// server drops such packets; turn TX checksum offload off on the
 	// sender.
 	PartialChecksum uint64 `json:"partial_checksum"`
+}
+
+// Signalling are the fast path's counters of its telecom signalling
+// features, part of [Counters] and [WorkerCounters] (their fields appear at
+// the top level of those objects).
+type Signalling struct {
+	// TagIndexHits counts SCTP packets of a path no association knew that
+	// the verification-tag index sent to their association's server (a
+	// multihomed peer's other addresses, or either VIP of the set).
+	TagIndexHits uint64 `json:"sctp_tag_index_hits"`
+	// TagCollisions counts SCTP associations whose verification tag
+	// another association of the set had already indexed for another
+	// server: their other paths keep their own address keys.
+	TagCollisions uint64 `json:"sctp_tag_collisions"`
+	// DiameterStale counts connections of diameter = true sets forgotten
+	// because they carried nothing but capabilities exchange and
+	// disconnect within delete_age.
+	DiameterStale uint64 `json:"diameter_stale"`
 }
 
 // Sets is the body of GET /v1/sets: the target sets in configuration order.
@@ -240,6 +260,27 @@ type Association struct {
 	// SeqOffset is, for a NAT TCP flow whose payload a helper rewrote, the
 	// bytes the rewrites added to the server's stream so far.
 	SeqOffset int32 `json:"seq_offset,omitempty"`
+	// SCTPTag is, for an SCTP association that learned it (flag "tag"),
+	// the verification tag its peer sends towards the server.
+	SCTPTag uint32 `json:"sctp_tag,omitempty"`
+	// TagIndexed tells whether the set's verification-tag index holds
+	// SCTPTag, so that the peer's other paths find the server.
+	TagIndexed bool `json:"tag_indexed,omitempty"`
+	// Paths are the association's paths: every flow record of the set, on
+	// any worker, that learned the same tag (this one included), in
+	// client address and port order.
+	Paths []Path `json:"paths,omitempty"`
+}
+
+// Path is one peer address and port of a multihomed SCTP association.
+type Path struct {
+	Client netip.Addr `json:"client"`
+	Port   uint16     `json:"port"`
+	Worker string     `json:"worker"`
+	// Server is the server this path's record names; a path whose server
+	// differs from its association's shows a tag collision or a path made
+	// before the tag was indexed.
+	Server string `json:"server"`
 }
 
 // Alarms is the body of GET /v1/alarms: active alarms first, then cleared

@@ -135,6 +135,7 @@ func printCounters(w io.Writer, r *v1.Counters) {
 	}
 	defences("total", &r.Defences)
 	tw.Flush()
+	printSignalling(w, r) // print_signalling.go
 	reasons := make([]string, 0, len(r.Drops))
 	for k, v := range r.Drops {
 		if v > 0 {
@@ -208,6 +209,7 @@ func printAssociations(w io.Writer, r *v1.Associations) {
 			(time.Duration(a.Idle) * time.Second).String(), orDash(strings.Join(a.Flags, ",")), a.Worker, orDash(nat))
 	}
 	tw.Flush()
+	printSCTPPaths(w, r) // print_signalling.go
 }
 
 func printAlarms(w io.Writer, r *v1.Alarms) {
