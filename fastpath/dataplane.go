@@ -159,6 +159,7 @@ func (d *Dataplane) openWorker(cfg Config, ifc *Interface, ifaceIdx, queue, cpu,
 	}
 	engine := NewEngine(shard, ifaceIdx, ifc.MAC)
 	engine.SetPersistLimit(persistPerShard)
+	engine.SetFlowLimit(perShard)
 	if cfg.Replicate {
 		d.changes = append(d.changes, engine.enableChanges())
 	}

@@ -73,6 +73,12 @@ type Engine struct {
 
 	replica replicaState // change reports for mated instances (replicate.go)
 
+	// flowsLive counts the shard's flow records (kept with the per-server
+	// gauges in countAssoc); flowLimit, when not 0, bounds them, so that
+	// flows cannot take the room the shard keeps for persistence records
+	// (max_associations is the flows' share, SetFlowLimit).
+	flowsLive, flowLimit int64
+
 	// batches counts MaybePublish calls since the last publication.
 	batches int
 
@@ -371,6 +377,9 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	}
 	// Openings while unproven associations hold their share go without
 	// one, by the hash, like any flow without an association.
+	if !found && e.flowLimit > 0 && e.flowsLive >= e.flowLimit {
+		idx = -1 // the flows' share of the shard is full: as if the shard were
+	}
 	flooded := idx >= 0 && e.flooded()
 	stateless := idx < 0 || flooded && opening(f)
 	var slot uint8
@@ -441,6 +450,10 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	return slot
 }
 
+// SetFlowLimit bounds the flow records of the engine's shard (0: only the
+// shard's own limit). Call before the engine processes frames.
+func (e *Engine) SetFlowLimit(n int) { e.flowLimit = int64(n) }
+
 // find looks up the record of frame i of the batch: the resolving pass's
 // hit if it had one, else a walk of the chain from the home line.
 func (e *Engine) find(i int) (idx int, found bool) {
@@ -466,6 +479,7 @@ func opening(f *packet.Flow) bool {
 func (e *Engine) countAssoc(set uint16, server uint8, delta int64) {
 	j := set*MaxServers + uint16(server&(MaxServers-1))
 	e.local.ServerAssociations[j] += delta
+	e.flowsLive += delta
 	e.markDirty(j)
 }
 

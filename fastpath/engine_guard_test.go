@@ -279,3 +279,27 @@ func TestPartialChecksumCounted(t *testing.T) {
 		t.Errorf("PartialChecksum = %d, want 1 (one flow, counted at its first packet)", got)
 	}
 }
+
+// TestFlowLimit: flows cannot take the room a shard keeps for persistence
+// records: past the flow limit (max_associations' share), new flows go by
+// the hash without an association, even when the shard has room.
+func TestFlowLimit(t *testing.T) {
+	const flows, persist = 40, 20
+	e := newEngine(t, flows+persist, buildTables(t, 1, setSpec{id: 1, vip: vip4, servers: weighted(1, 1)}))
+	e.SetFlowLimit(flows)
+	for i := range 2 * flows {
+		// Mid-stream ACKs: past the unproven share they are recorded
+		// proven, so only the flow limit stops them.
+		send(e, 1, tcp(t, client(false, i), 5000, packet.TCPFlagACK))
+	}
+	c := published(e)
+	if live := e.Shard().Live(); live != flows || c.NewAssociations != flows || c.Stateless != flows {
+		t.Errorf("Live, NewAssociations, Stateless = %d, %d, %d; want %d, %d, %d", live, c.NewAssociations, c.Stateless, flows, flows, flows)
+	}
+	// Expired flows free their places.
+	e.Sweep(4*(flows+persist), 2*testAge)
+	send(e, 2*testAge, tcp(t, client(false, 1000), 5000, packet.TCPFlagACK))
+	if live := e.Shard().Live(); live != 1 {
+		t.Errorf("after expiry and one new flow: Live() = %d, want 1", live)
+	}
+}
