@@ -64,7 +64,7 @@ var rules = []rule{
 			{pkg: mod + "/bench/harness", why: "pins the measured processes to CPUs and runs them SCHED_FIFO"},
 			{pkg: mod + "/bench/pktgen/gen", why: "the AF_XDP packet generator pins its threads and pokes neighbours with a raw socket"},
 			{pkg: mod + "/bench/xskfwd", why: "the raw AF_XDP forwarder the benchmarks compare with pins its thread"},
-			{pkg: mod + "/internal/lab", testsOnly: true, why: "tests read veth offload state (ethtool ioctl) to prove the lab turned it off"},
+			{pkg: mod + "/internal/lab", why: "the lab sends hand-made frames through AF_PACKET (RawSender, GSO super-frames) and its tests read veth offload state (ethtool ioctl)"},
 			{pkg: mod + "/internal/netnstest", testsOnly: true, why: "tests read veth offload state (ethtool ioctl) to prove the helpers turned it off"},
 		},
 		why: "system calls stay in the few packages that do I/O, where they are reviewed as such"},
