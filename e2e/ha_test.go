@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ipfront/ipfront/internal/lab"
+	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
 )
 
 // The second load balancer's addresses on the lab segment, and the sync
@@ -132,6 +133,14 @@ func TestHAFailover(t *testing.T) {
 		return err == nil && n >= conns, fmt.Sprintf("%d associations on B (%v)", n, err)
 	})
 
+	var rep v1.HA
+	if body, err := lab.GetJSON(e.ctx, lb2.NS, apiURL+"/v1/ha"); err != nil || json.Unmarshal(body, &rep) != nil {
+		t.Fatalf("GET /v1/ha on B: %v: %s", err, body)
+	}
+	if len(rep.Mates) != 1 || !rep.Joined || !rep.Mates[0].Pulled || rep.Mates[0].Imported < conns ||
+		rep.Mates[0].Rejected["forged"]+rep.Mates[0].Rejected["replayed"] != 0 {
+		t.Errorf("B's /v1/ha = %+v, want joined, pulled from A, >= %d records imported, nothing rejected", rep, conns)
+	}
 	if err := e.ipf.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	a.rates = newSampler(interval)
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane}, persistCollector{a.plane},
+	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane}, persistCollector{a.plane}, haCollector{b},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -121,6 +121,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/drain", a.drain(true))
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))
 	a.routeBGP(mux) // api_bgp.go
+	a.routeHA(mux)  // api_ha.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if cfg.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

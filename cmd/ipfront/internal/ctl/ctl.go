@@ -53,6 +53,7 @@ commands:
   drain-node             withdraw every VIP from the routers; traffic that
                          still arrives is forwarded
   undrain-node           announce the VIPs again
+  ha                     association replication: mates, state, lag, counters
 `
 
 // DefaultAPI is where ctl looks for the daemon without --api or $IPFRONT_API.
@@ -106,7 +107,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	nargs := map[string][2]int{"status": {0, 0}, "counters": {0, 0}, "sets": {0, 0}, "servers": {0, 1},
 		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2},
-		"expectations": {0, 1}, "persistence": {0, 0}, "bgp": {0, 0}, "drain-node": {0, 0}, "undrain-node": {0, 0}}
+		"expectations": {0, 1}, "persistence": {0, 0}, "bgp": {0, 0}, "ha": {0, 0}, "drain-node": {0, 0}, "undrain-node": {0, 0}}
 	n, ok := nargs[cmd]
 	if !ok {
 		fmt.Fprint(stderr, ctlUsage)
@@ -169,6 +170,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		return show(o, c.call(ctx, http.MethodPost, "/v1/reload", nil), new(v1.ReloadResult), printReload)
 	case "bgp":
 		return show(o, c.call(ctx, http.MethodGet, "/v1/bgp", nil), new(v1.BGP), printBGP) // print_bgp.go
+	case "ha":
+		return show(o, c.call(ctx, http.MethodGet, "/v1/ha", nil), new(v1.HA), printHA) // print_ha.go
 	case "drain-node", "undrain-node":
 		path := "/v1/node/" + strings.TrimSuffix(cmd, "-node")
 		return show(o, c.call(ctx, http.MethodPost, path, nil), new(v1.BGP), printBGP)
