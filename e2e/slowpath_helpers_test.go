@@ -53,6 +53,11 @@ type spConfig struct {
 	// health and balance tables ([[target_set.peer_group]] tables).
 	SetKeys string
 	Tables  string
+	// ServerKeys are more keys of each server's [[target_set.server]]
+	// table by role, one a line (owned_ports); LabOptions build the lab
+	// (more VIPs).
+	ServerKeys map[string]string
+	LabOptions []lab.Option
 }
 
 // balanceOff disables the balance alarm. Tests that change weights under
@@ -106,7 +111,7 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 	requireEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), spTimeout)
 	t.Cleanup(cancel)
-	l, err := lab.New(lab.UniquePrefix("e2e"), n)
+	l, err := lab.New(lab.UniquePrefix("e2e"), n, cfg.LabOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +192,11 @@ delete_age = %q
   address = %q
   weight = %d
 `, s.Role, e.host(s.Role).IPv4, s.Weight)
+		for line := range strings.SplitSeq(strings.TrimSpace(cfg.ServerKeys[s.Role]), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				fmt.Fprintf(&b, "  %s\n", line)
+			}
+		}
 	}
 	for _, tbl := range []struct{ name, body string }{{"health", cfg.Health}, {"balance", cfg.Balance}} {
 		if tbl.body != "" {

@@ -1,0 +1,295 @@
+//go:build linux
+
+package e2e
+
+// Telecom signalling end to end (issue 12): multihomed SCTP found by its
+// verification tag, with crafted packets (the lab's kernel has no SCTP)
+// captured by raw sockets in the servers' namespaces; Diameter staleness
+// and server-initiated connections with real TCP sockets.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfront/ipfront/fastpath/packet"
+	pt "github.com/ipfront/ipfront/fastpath/packet/packettest"
+	"github.com/ipfront/ipfront/internal/lab"
+	"github.com/ipfront/ipfront/slowpath"
+)
+
+// sigVIP2 is the signalling set's secondary address (the second TSA).
+var sigVIP2 = netip.MustParseAddr("192.0.2.11")
+
+// sigPeerB is a multihomed peer's second address; its first is the lab
+// client's. It is on the lab's subnet, so the servers' reverse-path check
+// passes it.
+var sigPeerB = netip.MustParseAddr("198.51.100.200")
+
+// sigPort is the SCTP (Diameter) port of the signalling set.
+const sigPort = 3868
+
+// sctpSig is what ipfront's SCTP test reads of /v1/counters.
+type sctpSig struct {
+	NewAssociations uint64 `json:"new_associations"`
+	Reselected      uint64 `json:"reselected"`
+	TagIndexHits    uint64 `json:"sctp_tag_index_hits"`
+	TagCollisions   uint64 `json:"sctp_tag_collisions"`
+	SCTPTagMismatch uint64 `json:"sctp_tag_mismatch"`
+	DiameterStale   uint64 `json:"diameter_stale"`
+}
+
+func (e *spEnv) sigCounters() sctpSig {
+	e.t.Helper()
+	var c sctpSig
+	e.api("/v1/counters", &c)
+	return c
+}
+
+// sigSCTPConfig is a lab of three servers with an SCTP set "sig" on the
+// default VIP and sigVIP2, the servers weighted as w (the TCP set gets the
+// same weights: /v1/servers lists servers by name).
+func sigSCTPConfig(w [3]int) spConfig {
+	var servers []spServer
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"sig\"\naddress = %q\nsecondary_address = %q\nprotocols = [\"sctp\"]\nports = [\"%d\"]\ndelete_age = \"30s\"\n",
+		lab.DefaultVIP4, sigVIP2, sigPort)
+	b.WriteString("  [target_set.health]\n  type = \"none\"\n")
+	for i, wt := range w {
+		role := fmt.Sprintf("s%d", i+1)
+		servers = append(servers, spServer{role, wt})
+		fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n  weight = %d\n", role, lab.ServerIPv4(i+1), wt)
+	}
+	return spConfig{Servers: servers, Balance: balanceOff, Tables: b.String(),
+		LabOptions: []lab.Option{lab.WithVIPs(lab.DefaultVIP4, sigVIP2, lab.DefaultVIP6)}}
+}
+
+// sctpProbe sends crafted SCTP packets from the lab client's port to the
+// signalling set and tells which server received each.
+type sctpProbe struct {
+	e    *spEnv
+	raw  *lab.RawSender
+	seen chan sctpSeen // sctpSeen: spoof_test.go
+}
+
+// newSCTPProbe opens raw SCTP sockets in every server's namespace (rawIP:
+// spoof_test.go) and a raw sender in the client's.
+func (e *spEnv) newSCTPProbe() *sctpProbe {
+	e.t.Helper()
+	p := &sctpProbe{e: e, seen: make(chan sctpSeen, 256)}
+	client := e.lab.Client()
+	for _, s := range e.lab.Servers() {
+		role := s.Role
+		e.rawIP(s.NS, packet.ProtoSCTP, func(src netip.Addr, l4 []byte) {
+			if src != client.IPv4 && src != sigPeerB || len(l4) < packet.SCTPHeaderLen+packet.SCTPChunkHeaderLen ||
+				binary.BigEndian.Uint16(l4[2:4]) != sigPort {
+				return
+			}
+			sc := packet.SCTP(l4)
+			select { // never blocks the reader; the test reads each in turn
+			case p.seen <- sctpSeen{server: role, chunk: sc.ChunkType(), flags: sc.ChunkFlags(), tag: sc.VerificationTag()}:
+			default:
+			}
+		})
+	}
+	var err error
+	if p.raw, err = lab.NewRawSender(client.NS, client.Ifname, false); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { p.raw.Close() })
+	return p
+}
+
+// frame is an SCTP packet of one chunk from src:sport to dst.
+func (p *sctpProbe) frame(src, dst netip.Addr, sport uint16, chunk uint8, vtag uint32) []byte {
+	client := p.e.lab.Client()
+	s := packet.FrameSpec{Src: src, Dst: dst, Proto: packet.ProtoSCTP, SrcPort: sport, DstPort: sigPort,
+		SrcMAC: [6]byte(client.MAC), DstMAC: [6]byte(p.e.lab.LB().MAC), SCTPChunk: chunk, SCTPTag: vtag}
+	switch chunk {
+	case packet.SCTPChunkInit: // initiate tag, a_rwnd, streams, initial TSN
+		s.Payload = binary.BigEndian.AppendUint32(nil, 0x1badcafe)
+		s.Payload = binary.BigEndian.AppendUint32(s.Payload, 65536)
+		s.Payload = append(s.Payload, 0, 1, 0, 1)
+		s.Payload = binary.BigEndian.AppendUint32(s.Payload, 1)
+	case packet.SCTPChunkCookieEcho: // the state cookie the server sent
+		s.Payload = []byte("a state cookie..")
+	case packet.SCTPChunkData: // TSN, stream, sequence, PPID 46, data
+		s.Payload = append(binary.BigEndian.AppendUint32(make([]byte, 8), 46), "a diameter message..."...)
+	case packet.SCTPChunkHeartbeat: // heartbeat info parameter
+		s.Payload = []byte{0, 1, 0, 8, 1, 2, 3, 4}
+	case packet.SCTPChunkShutdown: // cumulative TSN ack
+		s.Payload = make([]byte, 4)
+	}
+	return pt.Encode(p.e.t, s)
+}
+
+// send sends b and returns the server that received it, failing unless it
+// arrived as sent.
+func (p *sctpProbe) send(what string, b []byte) string {
+	p.e.t.Helper()
+	if err := p.raw.Send(b); err != nil {
+		p.e.t.Fatal(err)
+	}
+	l4 := packet.SCTP(b[packet.EthernetHeaderLen+packet.IPv4MinHeaderLen:])
+	select {
+	case s := <-p.seen:
+		if s.chunk != l4.ChunkType() || s.tag != l4.VerificationTag() {
+			p.e.t.Fatalf("%s: a server received %v, want chunk %d tag %#x", what, s, l4.ChunkType(), l4.VerificationTag())
+		}
+		return s.server
+	case <-time.After(5 * time.Second):
+		p.e.t.Fatalf("%s: no server received it within 5s; counters: %+v", what, p.e.sigCounters())
+	}
+	return ""
+}
+
+// sctpAssoc is one crafted association: its peer port, tag and server.
+type sctpAssoc struct {
+	sport uint16
+	tag   uint32
+	home  string
+}
+
+// open runs an association's opening on its first path (peer A to the
+// primary VIP): INIT, then COOKIE ECHO with the server's tag, which
+// ipfront learns and indexes; both must reach one server.
+func (p *sctpProbe) open(sport uint16, tag uint32) sctpAssoc {
+	p.e.t.Helper()
+	a := p.e.lab.Client().IPv4
+	home := p.send(fmt.Sprintf("port %d INIT", sport), p.frame(a, lab.DefaultVIP4, sport, packet.SCTPChunkInit, 0))
+	if got := p.send(fmt.Sprintf("port %d COOKIE ECHO", sport), p.frame(a, lab.DefaultVIP4, sport, packet.SCTPChunkCookieEcho, tag)); got != home {
+		p.e.t.Fatalf("port %d: COOKIE ECHO reached %s, its INIT %s", sport, got, home)
+	}
+	return sctpAssoc{sport, tag, home}
+}
+
+// TestSignallingSCTPMultihomed: 100 crafted associations from a peer with
+// two addresses, each opened on its first path (address A to the primary
+// VIP), then carrying DATA from address B to the secondary VIP, HEARTBEAT
+// from B to the primary and DATA from A to the secondary: every packet of
+// an association reaches the server of its INIT, the associations spread
+// over the three servers by the hash, and the tag index found each second
+// path once. A reload then takes the first server's weight away: an
+// association on it that sends SHUTDOWN with its tag and then INIT is
+// selected afresh (it moves); one that receives a forged ABORT with a
+// wrong tag followed by INIT stays.
+func TestSignallingSCTPMultihomed(t *testing.T) {
+	e := startSP(t, 3, sigSCTPConfig([3]int{1, 1, 1}))
+	e.requireOneWorker() // spoof_test.go
+	p := e.newSCTPProbe()
+	before := e.sigCounters()
+	a := e.lab.Client().IPv4
+	const n = 100
+	first := uint16(e.sports(n))
+	var assocs []sctpAssoc
+	spread := map[string]int{}
+	for i := range n {
+		as := p.open(first+uint16(i), 0x7a000000+uint32(i)*7919)
+		spread[as.home]++
+		for _, step := range []struct {
+			name     string
+			src, dst netip.Addr
+			chunk    uint8
+		}{
+			{"DATA from B to the secondary VIP", sigPeerB, sigVIP2, packet.SCTPChunkData},
+			{"HEARTBEAT from B to the primary VIP", sigPeerB, lab.DefaultVIP4, packet.SCTPChunkHeartbeat},
+			{"DATA from A to the secondary VIP", a, sigVIP2, packet.SCTPChunkData},
+		} {
+			if got := p.send(step.name, p.frame(step.src, step.dst, as.sport, step.chunk, as.tag)); got != as.home {
+				t.Errorf("port %d: %s reached %s, want %s (where its INIT went)", as.sport, step.name, got, as.home)
+			}
+		}
+		assocs = append(assocs, as)
+	}
+	t.Logf("100 associations over the servers: %v", spread)
+	for _, s := range []string{"s1", "s2", "s3"} {
+		if spread[s] < 15 { // 33 expected; the hash puts fewer than 15 with probability < 1e-5
+			t.Errorf("server %s has %d of %d associations, want about a third: %v", s, spread[s], n, spread)
+		}
+	}
+	var after sctpSig
+	e.waitFor(5*time.Second, "tag index hits counted", func() (bool, string) {
+		after = e.sigCounters()
+		return after.TagIndexHits-before.TagIndexHits >= n, fmt.Sprintf("sctp_tag_index_hits +%d, want +%d", after.TagIndexHits-before.TagIndexHits, n)
+	})
+	if got := after.TagIndexHits - before.TagIndexHits; got != n || after.TagCollisions != before.TagCollisions {
+		t.Errorf("sctp_tag_index_hits +%d and sctp_tag_collisions +%d, want +%d (each association's second address once) and 0",
+			got, after.TagCollisions-before.TagCollisions, n)
+	}
+
+	// ctl assoc shows an association's tag and both its paths.
+	r := e.ctlOK("assoc", "--client", sigPeerB.String(), "--limit", "1")
+	if !strings.Contains(r.stdout, "TAG") || !strings.Contains(r.stdout, sigPeerB.String()+":") || !strings.Contains(r.stdout, a.String()+":") {
+		t.Errorf("ipfront ctl assoc --client %s: want the SCTP tag and both paths:\n%s", sigPeerB, r.stdout)
+	}
+
+	e.writeConfig(sigSCTPConfig([3]int{0, 1, 1}))
+	e.reload("sighup")
+	var onS1 []sctpAssoc
+	for _, as := range assocs {
+		if as.home == "s1" {
+			onS1 = append(onS1, as)
+		}
+	}
+	before = e.sigCounters()
+	for i, as := range onS1 {
+		if i%2 == 0 { // the peer's own teardown: taken, and INIT selects again
+			if got := p.send("SHUTDOWN", p.frame(a, lab.DefaultVIP4, as.sport, packet.SCTPChunkShutdown, as.tag)); got != "s1" {
+				t.Errorf("port %d: SHUTDOWN reached %s, want s1", as.sport, got)
+			}
+			if got := p.send("INIT after SHUTDOWN", p.frame(a, lab.DefaultVIP4, as.sport, packet.SCTPChunkInit, 0)); got == "s1" {
+				t.Errorf("port %d: INIT after the peer's SHUTDOWN reached s1, want a fresh selection (s1 has weight 0)", as.sport)
+			}
+			continue
+		}
+		if got := p.send("forged ABORT", p.frame(a, sigVIP2, as.sport, packet.SCTPChunkAbort, as.tag^0x5a5a)); got != "s1" {
+			t.Errorf("port %d: forged ABORT reached %s, want s1", as.sport, got)
+		}
+		if got := p.send("INIT after a forged ABORT", p.frame(a, lab.DefaultVIP4, as.sport, packet.SCTPChunkInit, 0)); got != "s1" {
+			t.Errorf("port %d: INIT after a forged ABORT reached %s, want s1: the association moved", as.sport, got)
+		}
+		if got := p.send("DATA from B after a forged ABORT", p.frame(sigPeerB, sigVIP2, as.sport, packet.SCTPChunkData, as.tag)); got != "s1" {
+			t.Errorf("port %d: DATA from B after a forged ABORT reached %s, want s1", as.sport, got)
+		}
+	}
+	forged := uint64(len(onS1) / 2)
+	e.waitFor(5*time.Second, "forged ABORTs counted", func() (bool, string) {
+		after = e.sigCounters()
+		return after.SCTPTagMismatch-before.SCTPTagMismatch >= forged, fmt.Sprintf("sctp_tag_mismatch +%d, want +%d", after.SCTPTagMismatch-before.SCTPTagMismatch, forged)
+	})
+	if got, want := after.Reselected-before.Reselected, uint64(len(onS1)-len(onS1)/2); got != want {
+		t.Errorf("reselected +%d, want +%d (the associations that shut down, and only those)", got, want)
+	}
+}
+
+// TestSignallingSCTPNoTagIndex: with the tag index turned off by the test
+// hook, an association's second address lands by the hash of its own
+// address: most second paths reach another server than their INIT's. This
+// is the break the index repairs (TestSignallingSCTPMultihomed).
+func TestSignallingSCTPNoTagIndex(t *testing.T) {
+	t.Setenv(slowpath.TestHooksEnv, slowpath.HookNoTagIndex) // ipfront inherits the environment
+	e := startSP(t, 3, sigSCTPConfig([3]int{1, 1, 1}))
+	e.requireOneWorker()
+	p := e.newSCTPProbe()
+	const n = 30
+	first := uint16(e.sports(n))
+	moved := 0
+	for i := range n {
+		as := p.open(first+uint16(i), 0x6b000000+uint32(i)*7919)
+		if got := p.send("DATA from B", p.frame(sigPeerB, sigVIP2, as.sport, packet.SCTPChunkData, as.tag)); got != as.home {
+			moved++
+		}
+	}
+	// By the hash, each second path misses its server with probability
+	// 2/3: fewer than 5 of 30 misses has probability below 1e-6.
+	if moved < 5 {
+		t.Errorf("without the tag index %d of %d second paths reached another server than their INIT's, want most: the hook did not turn the index off", moved, n)
+	}
+	if c := e.sigCounters(); c.TagIndexHits != 0 {
+		t.Errorf("sctp_tag_index_hits = %d without the index, want 0", c.TagIndexHits)
+	}
+	t.Logf("without the tag index, %d of %d second paths reached another server", moved, n)
+}
