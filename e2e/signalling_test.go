@@ -10,6 +10,7 @@ package e2e
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -292,4 +293,126 @@ func TestSignallingSCTPNoTagIndex(t *testing.T) {
 		t.Errorf("sctp_tag_index_hits = %d without the index, want 0", c.TagIndexHits)
 	}
 	t.Logf("without the tag index, %d of %d second paths reached another server", moved, n)
+}
+
+// sigDiameterConfig is a lab of three servers with a TCP set "dia" on
+// sigVIP2 (the servers' iplab ports) with diameter = true and a 2s
+// delete_age, the servers weighted as w (the TCP set gets the same
+// weights: /v1/servers lists servers by name).
+func sigDiameterConfig(w [3]int) spConfig {
+	var servers []spServer
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"dia\"\naddress = %q\nprotocols = [\"tcp\"]\nports = [%q]\ndiameter = true\ndelete_age = \"2s\"\n",
+		sigVIP2, ports)
+	b.WriteString("  [target_set.health]\n  type = \"none\"\n")
+	for i, wt := range w {
+		role := fmt.Sprintf("s%d", i+1)
+		servers = append(servers, spServer{role, wt})
+		fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n  weight = %d\n", role, lab.ServerIPv4(i+1), wt)
+	}
+	return spConfig{Servers: servers, Balance: balanceOff, Tables: b.String(),
+		LabOptions: []lab.Option{lab.WithVIPs(lab.DefaultVIP4, sigVIP2, lab.DefaultVIP6)}}
+}
+
+// Diameter command codes the test sends.
+const (
+	diameterCER = 257 // Capabilities-Exchange
+	diameterCCR = 272 // Credit-Control, an application request
+)
+
+// diameter sends one Diameter request header (RFC 6733 3: version 1,
+// length 20, the request flag, the command code, application 0, hop-by-hop
+// and end-to-end identifiers) as its own segment and reads the echo.
+func (cc *ctlConn) diameter(code uint32) error {
+	cc.n++
+	msg := make([]byte, 20)
+	binary.BigEndian.PutUint32(msg[0:4], 1<<24|20)
+	binary.BigEndian.PutUint32(msg[4:8], 0x80<<24|code)
+	binary.BigEndian.PutUint32(msg[12:16], uint32(cc.n))
+	binary.BigEndian.PutUint32(msg[16:20], uint32(cc.n))
+	cc.c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := cc.c.Write(msg); err != nil {
+		return fmt.Errorf("%s: write command %d: %w", cc.name, code, err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(cc.br, got); err != nil {
+		return fmt.Errorf("%s: echo of command %d: %w", cc.name, code, err)
+	}
+	if string(got) != string(msg) {
+		return fmt.Errorf("%s: echo %x, want %x", cc.name, got, msg)
+	}
+	return nil
+}
+
+// TestSignallingDiameterStale: two Diameter connections from the client to
+// one server through a diameter = true set with a 2s delete_age, held open
+// and exchanging a request every 200 ms. One only ever sends
+// Capabilities-Exchange requests; the other sent a Credit-Control request
+// once. A reload takes their server's weight away, so a re-selection
+// moves a connection (and the new server resets it). The CER-only
+// connection is stale delete_age after it was made, however busy: it is
+// forgotten (diameter_stale), its next segment goes elsewhere and it
+// breaks, and a new connection from its port is balanced afresh. The
+// other keeps its server and echoes throughout.
+func TestSignallingDiameterStale(t *testing.T) {
+	e := startSP(t, 3, sigDiameterConfig([3]int{1, 1, 1}))
+	e.requireOneWorker()
+	src := e.lab.Client().IPv4
+	cerPort := e.sports(1)
+	cer := e.control(src, cerPort, sigVIP2, 7000)
+	var app *ctlConn
+	for range 20 { // a second connection on the same server
+		c := e.control(src, e.sports(1), sigVIP2, 7000)
+		if c.server == cer.server {
+			app = c
+			break
+		}
+		c.c.Close()
+	}
+	if app == nil {
+		t.Fatalf("no connection of 20 reached %s", cer.server)
+	}
+	for _, step := range []struct {
+		cc   *ctlConn
+		code uint32
+	}{{cer, diameterCER}, {app, diameterCER}, {app, diameterCCR}} {
+		if err := step.cc.diameter(step.code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.sigCounters()
+	w := [3]int{1, 1, 1}
+	w[cer.server[1]-'1'] = 0
+	e.writeConfig(sigDiameterConfig(w))
+	e.reload("sighup")
+
+	var broke error
+	deadline := time.Now().Add(10 * time.Second) // 2s delete_age, a sweep, a reload
+	for broke == nil && time.Now().Before(deadline) {
+		broke = cer.diameter(diameterCER)
+		if err := app.diameter(diameterCER); err != nil {
+			t.Fatalf("the connection that carried a Credit-Control request broke: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond) // the peers' pace, not a synchronisation
+	}
+	if broke == nil {
+		t.Fatalf("the CER-only connection kept its server for 10s, want it forgotten after its 2s delete_age; counters %+v", e.sigCounters())
+	}
+	t.Logf("the CER-only connection broke once forgotten: %v", broke)
+	if c := e.sigCounters(); c.DiameterStale-before.DiameterStale < 1 {
+		t.Errorf("diameter_stale +%d, want at least 1 (the CER-only connection)", c.DiameterStale-before.DiameterStale)
+	}
+	cer.c.Close()
+	again, err := e.dialControl(src, cerPort, sigVIP2, 7000)
+	if err != nil {
+		t.Fatalf("reconnecting from the CER-only connection's port: %v", err)
+	}
+	if again.server == cer.server {
+		t.Errorf("a new connection from port %d reached %s again, want a fresh selection (%s has weight 0)", cerPort, again.server, cer.server)
+	}
+	for range 3 { // the application connection is still where it was
+		if err := app.diameter(diameterCCR); err != nil {
+			t.Fatalf("the connection that carried a Credit-Control request: %v", err)
+		}
+	}
 }
