@@ -92,6 +92,19 @@ type Counters struct {
 	// Replication (replicate.go).
 	ChangesDropped uint64 // record changes the full change ring refused: the mates need a resync
 	Adopted        uint64 // new flows that found a mate's imported record in another worker's shard and took it
+	// Loop utilisation and UMEM occupancy (worker.go), for operators.
+	// BusyNanos and IdleNanos split the worker's time between loop
+	// iterations that received frames (and their housekeeping) and those
+	// that found the RX ring empty, sleeping in poll(2) included: one clock
+	// reading per iteration, the one the association clock takes anyway.
+	// The UMEM* gauges say where the port's frames were at the last
+	// once-a-second refresh (xsk.Accounting; zero for ports without it).
+	BusyNanos, IdleNanos uint64
+	UMEMFrames           uint64 // gauge: frames of the port's UMEM
+	UMEMFree             uint64 // gauge: on the free stack
+	UMEMFillRx           uint64 // gauge: on the fill ring, being received into, or waiting on the RX ring
+	UMEMHeld             uint64 // gauge: held by the worker (received or allocated, not yet sent or released)
+	UMEMTx               uint64 // gauge: on the TX ring, being sent, or waiting on the completion ring
 	// Forwarded counts frames each forwarding strategy sent, by strategy
 	// (FwdDSR, ...).
 	Forwarded [NumForwardings]uint64
@@ -104,7 +117,7 @@ type Counters struct {
 }
 
 // numScalars is the number of fields scalars returns.
-const numScalars = 32 + int(NumForwardings)
+const numScalars = 39 + int(NumForwardings)
 
 // scalars lists the fields publish copies every batch, in one place so that
 // publish and Snapshot cannot drift apart.
@@ -114,9 +127,10 @@ func (c *Counters) scalars() [numScalars]*uint64 {
 		&c.Punted, &c.Injected, &c.InjectDropped, &c.InjectOverflow, &c.ControlApplied, &c.ControlRejected, &c.ControlOverflow,
 		&c.ExpectUsed, &c.PersistMade, &c.PersistFound, &c.PersistFull, &c.PersistExpired, &c.OwnedPort,
 		&c.Unproven, &c.FloodStateless, &c.TeardownIgnored, &c.SCTPTagMismatch, &c.PartialChecksum,
-		&c.ChangesDropped, &c.Adopted, &c.TagIndexHits, &c.TagCollisions, &c.DiameterStale}
+		&c.ChangesDropped, &c.Adopted, &c.TagIndexHits, &c.TagCollisions, &c.DiameterStale,
+		&c.BusyNanos, &c.IdleNanos, &c.UMEMFrames, &c.UMEMFree, &c.UMEMFillRx, &c.UMEMHeld, &c.UMEMTx}
 	for f := range c.Forwarded {
-		out[32+f] = &c.Forwarded[f]
+		out[39+f] = &c.Forwarded[f]
 	}
 	return out
 }

@@ -212,12 +212,13 @@ func (w *Worker) loop() {
 
 // loopState is what one loop iteration leaves to the next.
 type loopState struct {
-	lastKernelPoll uint32    // clock reading of the last kernel drop poll
-	idle           int       // empty polls in a row
-	spinStart      time.Time // when the current run of empty polls began (busyPoll false)
-	sweepDebt      int       // frames forwarded since the last sweep after a batch, < sweepEvery
-	sweepSecond    uint32    // clock reading sweepCredit belongs to
-	sweepCredit    int       // slots the idle sweep may still examine in sweepSecond
+	lastKernelPoll uint32        // clock reading of the last kernel drop poll
+	idle           int           // empty polls in a row
+	spinStart      time.Time     // when the current run of empty polls began (busyPoll false)
+	sweepDebt      int           // frames forwarded since the last sweep after a batch, < sweepEvery
+	sweepSecond    uint32        // clock reading sweepCredit belongs to
+	sweepCredit    int           // slots the idle sweep may still examine in sweepSecond
+	clock          time.Duration // the last iteration's clock reading (assoc.Elapsed); 0 before the first
 }
 
 // iterate is one loop iteration: receive a batch, then pick up new tables,
@@ -276,7 +277,11 @@ func (w *Worker) housekeeping(st *loopState) (now uint32) {
 	if t := w.tables.Load(); t != w.engine.tables {
 		w.engine.SetTables(t)
 	}
-	now = assoc.Now()
+	// The iteration's one clock reading: the association clock and the
+	// busy/idle accounting (worker_ops.go) both come from it.
+	el := assoc.Elapsed()
+	w.account(st, el)
+	now = assoc.Seconds(el)
 	if now != st.lastKernelPoll {
 		// Once a second, not per packet: the kernel's drops before the
 		// RX ring (frame larger than a UMEM frame, ring full), and the
@@ -284,6 +289,7 @@ func (w *Worker) housekeeping(st *loopState) (now uint32) {
 		st.lastKernelPoll = now
 		w.pollKernelDrops()
 		w.ringOverflows()
+		w.pollUMEM() // worker_ops.go
 	}
 	w.applyControl()
 	w.transmitInjected(now)

@@ -21,6 +21,11 @@ var epoch = time.Now()
 // the vDSO, no syscall; workers call it once per batch.
 func Now() uint32 { return Seconds(time.Since(epoch)) }
 
+// Elapsed returns the time since the clock's epoch: Seconds(Elapsed()) is
+// Now(). A worker reads it once per loop iteration and derives both the
+// association clock and its busy/idle accounting from the one reading.
+func Elapsed() time.Duration { return time.Since(epoch) }
+
 // Seconds converts a duration since the epoch to a clock reading.
 func Seconds(d time.Duration) uint32 { return uint32(d/time.Second) & seenMask }
 
