@@ -5,12 +5,17 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ipfront/ipfront/fastpath/maglev"
+	"github.com/ipfront/ipfront/fastpath/packet"
 	"github.com/ipfront/ipfront/internal/lab"
+	"github.com/ipfront/ipfront/slowpath"
+	"github.com/ipfront/ipfront/slowpath/config"
 )
 
 // TestBalanceAlarm makes one server's traffic heavy (one connection sending
@@ -41,9 +46,10 @@ func TestBalanceAlarm(t *testing.T) {
 	// Light traffic, even enough to stay below the clear level on its own:
 	// each server's share of connections (and so of packets) within 0.1 of
 	// a third. Hashing 30 flows is rarely that even (one server's count
-	// has a standard deviation of 2.6), so the source ports are ones that
-	// hash 11/10/9 (ipfront's flow hash has fixed keys).
-	const light, lightPorts = 30, 24090
+	// has a standard deviation of 2.6), so the source ports are ones the
+	// test's hash seed spreads 8 to 12 on each.
+	const light = 30
+	lightPorts := e.evenPorts(light, 8, 12)
 	hold := e.startHoldFrom(lightPorts, light, 100*time.Millisecond, 64)
 	for _, s := range servers {
 		if n := hold.ready.Servers[s.Role]; n < 8 || n > 12 {
@@ -174,4 +180,43 @@ func TestBalanceAlarm(t *testing.T) {
 	if final := hold.stop(e); final.Failed != 0 {
 		t.Errorf("%d light connections failed: %v", final.Failed, failedConns(final))
 	}
+}
+
+// evenPorts reserves (like sports) n consecutive client source ports whose
+// TCP flows from the lab's client the running
+// configuration's flow hash spreads lo to hi on each server: it builds the
+// tables from the configuration file as the daemon does, with the same
+// seed (spHashSeed).
+func (e *spEnv) evenPorts(n, lo, hi int) int {
+	e.t.Helper()
+	spec, err := config.Load(e.cfgPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resolved := func(int, netip.Addr) ([6]byte, bool) { return [6]byte{2, 0, 0, 0, 0, 1}, true }
+	tab, _, err := slowpath.Build(spec, slowpath.NewIdentity(), slowpath.Inputs{Interfaces: 1, MACs: resolved, Generation: 1,
+		Seed: maglev.NewSeed(spec.Dataplane.HashSeed)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ts := tab.Sets()[0]
+	client := e.lab.Client().IPv4.As16()
+	e.sportMu.Lock()
+	defer e.sportMu.Unlock()
+	for start := e.sport; start+n <= 32768; start++ {
+		per := map[uint8]int{}
+		for p := start; p < start+n; p++ {
+			per[ts.Maglev.Lookup(ts.Seed.Hash(client, uint16(p), packet.ProtoTCP))]++
+		}
+		even := len(per) == len(spec.TargetSets[0].Servers)
+		for _, c := range per {
+			even = even && c >= lo && c <= hi
+		}
+		if even {
+			e.sport = start + n
+			return start
+		}
+	}
+	e.t.Fatalf("no %d consecutive free ports spread %d to %d on each server", n, lo, hi)
+	return 0
 }

@@ -26,6 +26,11 @@ import (
 	"github.com/ipfront/ipfront/internal/lab"
 )
 
+// spHashSeed is every slow-path test's hash_seed: the same flow hash on every
+// machine (without it the seed comes from the machine's identity), which
+// tests that need a known spread of flows compute with evenPorts.
+const spHashSeed = "ipfront-e2e-slowpath"
+
 // spTimeout bounds one slow-path test, set-up included.
 const spTimeout = 90 * time.Second
 
@@ -166,6 +171,7 @@ interfaces = [%q]
 queues = "all"
 busy_poll = false
 max_associations = %d
+hash_seed = %q
 
 [log]
 format = "json"
@@ -179,7 +185,7 @@ address = %q
 protocols = ["tcp", "udp"]
 ports = [%q]
 delete_age = %q
-`, lab.LBIfname, orDefault(cfg.MaxAssoc, 65536), apiListen, orDefault(cfg.SetName, setName), e.vip, ports, orDefault(cfg.DeleteAge, "30s"))
+`, lab.LBIfname, orDefault(cfg.MaxAssoc, 65536), spHashSeed, apiListen, orDefault(cfg.SetName, setName), e.vip, ports, orDefault(cfg.DeleteAge, "30s"))
 	for line := range strings.SplitSeq(strings.TrimSpace(cfg.SetKeys), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			fmt.Fprintf(&b, "%s\n", line)
@@ -277,7 +283,7 @@ func (e *spEnv) stopServer(role string) {
 
 // sports reserves n consecutive fixed client source ports and returns the
 // first. Fixed ports, never reused within a lab, make every run hash the
-// same flows (ipfront's flow hash has fixed keys) and keep clear of the
+// same flows (the tests fix hash_seed: spHashSeed) and keep clear of the
 // client's TIME_WAIT sockets.
 func (e *spEnv) sports(n int) int {
 	e.sportMu.Lock()
