@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	v1 "github.com/ipfront/ipfront/slowpath/api/v1"
@@ -105,8 +104,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	a.rates = newSampler(interval)
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCollector(b, a.plane), helperCollector{b, a.plane}, persistCollector{a.plane}, haCollector{b},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(metricCollectors(b, a.plane)...) // metrics_ops.go
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
@@ -122,6 +120,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))
 	a.routeBGP(mux) // api_bgp.go
 	a.routeHA(mux)  // api_ha.go
+	a.routeUI(mux)  // api_ui.go: the status page at / and /ui/
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if cfg.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -26,6 +26,9 @@ type PlaneWorker struct {
 	// Snapshot copies the worker's published counters into out.
 	Snapshot func(out *fastpath.Counters)
 	Assoc    AssocTable
+	// Rings reads the depth of the worker's rings with the slow path; nil
+	// where the plane cannot tell (fakes). metrics_ops.go exports it.
+	Rings func() fastpath.RingOccupancy
 }
 
 // Name labels the worker in replies and metrics: "interface/queue".
@@ -52,7 +55,7 @@ func (p dataplanePlane) Workers() []PlaneWorker {
 	out := make([]PlaneWorker, len(ws))
 	for i, w := range ws {
 		e := w.Engine()
-		out[i] = PlaneWorker{Interface: w.Interface, Queue: w.Queue, CPU: w.CPU, Snapshot: e.Snapshot, Assoc: e.Shard()}
+		out[i] = PlaneWorker{Interface: w.Interface, Queue: w.Queue, CPU: w.CPU, Snapshot: e.Snapshot, Assoc: e.Shard(), Rings: w.RingOccupancy}
 	}
 	return out
 }

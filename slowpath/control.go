@@ -28,7 +28,8 @@ var ErrUnknownServer = errors.New("no such server")
 // keep it; the others re-select on their next packet. Changed [log] keys,
 // which also need a restart, do not stop the rest: the result names them
 // (NotApplied), the log warns, and they stay reported until a restart.
-func (d *Daemon) Reload(ctx context.Context) (ReloadReply, error) {
+func (d *Daemon) Reload(ctx context.Context) (_ ReloadReply, err error) {
+	defer func() { d.reloads.note(err == nil, d.opts.Clock.Now()) }() // reload_status.go
 	path := d.Spec().Path
 	next, err := config.Load(path)
 	if err != nil {

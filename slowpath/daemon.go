@@ -55,6 +55,8 @@ type Daemon struct {
 
 	haNode atomic.Pointer[ha.Node] // [ha]: association replication (ha_loop.go); nil without
 
+	reloads reloadLog // outcome of the last configuration load (reload_status.go)
+
 	// seed keys the flow hash of every generation this process publishes:
 	// resolved once in Run ([dataplane] hash_seed, else random), since a
 	// seed that changed at a reload would move every flow without an
@@ -107,6 +109,7 @@ func NewDaemon(spec *config.Spec, log zerolog.Logger, o DaemonOptions) *Daemon {
 		o.NAT = NewNATRoutes()
 	}
 	d := &Daemon{log: log, opts: o, reqs: make(chan request), healthQ: newHealthQueue()}
+	d.reloads.start(o.Clock.Now())
 	d.st.Store(&state{spec: spec, id: NewIdentity(), drained: map[serverRef]bool{}, down: map[serverRef]bool{},
 		bias: map[serverRef]float64{}})
 	return d

@@ -23,6 +23,7 @@ import (
 	"github.com/ipfront/ipfront/fastpath"
 	"github.com/ipfront/ipfront/fastpath/steer"
 	"github.com/ipfront/ipfront/fastpath/xsk"
+	"github.com/ipfront/ipfront/internal/version"
 	"github.com/ipfront/ipfront/slowpath"
 	"github.com/ipfront/ipfront/slowpath/config"
 	"github.com/ipfront/ipfront/slowpath/hostcheck"
@@ -168,7 +169,15 @@ func run(args []string) error {
 			_, _ = d.Reload(ctx)
 		}
 	}()
-	err = d.Run(ctx, nil)
+	// Under systemd (Type=notify, packaging/ipfront.service): ready once
+	// the daemon serves, stopping once asked to stop (sdnotify.go).
+	notify := func(state ...string) {
+		if err := sdNotify(state...); err != nil {
+			log.Warn().Err(err).Msg("systemd notification")
+		}
+	}
+	context.AfterFunc(ctx, func() { notify("STOPPING=1") })
+	err = d.Run(ctx, func() { notify("READY=1", fmt.Sprintf("STATUS=serving, generation %d", d.Generation())) })
 	if p := d.Plane(); p != nil {
 		c := slowpath.CountersOf(p)
 		log.Info().Uint64("rx_packets", c.RxPackets).Uint64("tx_packets", c.TxPackets).Uint64("dropped", c.Dropped).
@@ -217,6 +226,9 @@ func versionLine(info *debug.BuildInfo) string {
 		return "ipfront (no build information)"
 	}
 	v := info.Main.Version
+	if version.Version != "" { // stamped by make package / make install
+		v = version.Version
+	}
 	if v == "" {
 		v = "(devel)"
 	}
