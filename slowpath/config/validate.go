@@ -26,6 +26,12 @@ func (s *Spec) validate(r *reporter) {
 	s.API.validate(r)
 	s.BGP.validate(r) // bgp.go
 	s.HA.validate(r)  // ha.go
+	if s.HA.Enabled && !s.Dataplane.HashSeedSet {
+		// Mates must choose alike for flows not replicated yet; without
+		// hash_seed each derives its seed from its own machine.
+		r.errorf("ha", `set [dataplane] hash_seed to the same secret on every mate, e.g. hash_seed = "3f9c0e7a51d24b8e96a0c4d1f27b5e83"`,
+			"[ha] needs [dataplane] hash_seed: mated instances must hash flows alike")
+	}
 	validateTargetSets(r, s.TargetSets)
 	validatePersistence(r, s) // persist.go
 	validateLimits(r, s)      // limits.go
