@@ -120,6 +120,7 @@ func New(b Backend, cfg config.API, o Options) *API {
 	mux.HandleFunc("POST /v1/servers/{set}/{server}/enable", a.drain(false))
 	a.routeBGP(mux) // api_bgp.go
 	a.routeHA(mux)  // api_ha.go
+	a.routeUI(mux)  // api_ui.go: the status page at / and /ui/
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if cfg.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
