@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS ?=
 
-.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate soak
+.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate soak release install package
 
 all: build
 
@@ -84,3 +84,47 @@ profile: build
 
 clean:
 	rm -rf $(BIN) bench/out
+
+# Release build, install and Debian package (issue 13). VERSION is the
+# package's version: the last v* tag without its v, else 0.0.0~git<date>.<rev>
+# (Debian versions must start with a digit); it is stamped into the binary
+# (ipfront version, ipfront_build_info). The release binary is static
+# (CGO_ENABLED=0) and goes to PKGOUT, never over bin/ipfront.
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | tr - '~' || \
+	echo "0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+ARCH    ?= $(shell $(GO) env GOARCH)
+PKGOUT  ?= $(BIN)/package
+PREFIX  ?= /usr
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+# nfpm builds the .deb; an explicit version, compiled by the go command on
+# first use (no other tool to install).
+NFPM    ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+
+release:
+	mkdir -p $(PKGOUT)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -buildvcs=auto -trimpath -ldflags "-X github.com/ipfront/ipfront/internal/version.Version=$(VERSION)" \
+		-o $(PKGOUT)/ipfront ./cmd/ipfront
+	packaging/man.sh $(PKGOUT)/ipfront "$(VERSION)" > $(PKGOUT)/ipfront.8
+	gzip -9nf $(PKGOUT)/ipfront.8
+
+# Installs the release binary, the unit (its paths follow PREFIX), the
+# manual page, the dashboards and, unless one exists, the configuration.
+# DESTDIR stages into a directory instead of /.
+install: release
+	install -D -m 0755 $(PKGOUT)/ipfront $(DESTDIR)$(PREFIX)/bin/ipfront
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/ipfront|$(PREFIX)/bin/ipfront|g' packaging/ipfront.service > $(DESTDIR)$(UNITDIR)/ipfront.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ipfront.service
+	install -D -m 0644 $(PKGOUT)/ipfront.8.gz $(DESTDIR)$(PREFIX)/share/man/man8/ipfront.8.gz
+	install -D -m 0644 contrib/grafana/ipfront.json $(DESTDIR)$(PREFIX)/share/ipfront/grafana/ipfront.json
+	install -D -m 0644 contrib/prometheus/alerts.yml $(DESTDIR)$(PREFIX)/share/ipfront/prometheus/alerts.yml
+	@if [ -e $(DESTDIR)/etc/ipfront/ipfront.toml ]; then echo "kept $(DESTDIR)/etc/ipfront/ipfront.toml"; \
+	else install -D -m 0640 configs/example.toml $(DESTDIR)/etc/ipfront/ipfront.toml; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "edit /etc/ipfront/ipfront.toml, then: systemctl enable --now ipfront"
+
+# The .deb: $(PKGOUT)/ipfront_$(VERSION)_$(ARCH).deb.
+package: release
+	sed 's|$${PKGOUT}|$(abspath $(PKGOUT))|g' packaging/nfpm.yaml > $(PKGOUT)/nfpm.yaml
+	VERSION="$(VERSION)" ARCH="$(ARCH)" $(NFPM) package --config $(PKGOUT)/nfpm.yaml --packager deb --target $(PKGOUT)/
