@@ -246,11 +246,18 @@ func (a *API) authorize(next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(a.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			// A browser on the status page: it asks for a user name and
+			// password once and sends them on every request; the
+			// password is the token, the name is not checked.
+			_, tok, ok = r.BasicAuth()
+		}
 		// Comparing digests keeps the comparison constant-time in the
 		// token's length too.
 		got := sha256.Sum256([]byte(tok))
 		if !ok || a.cfg.Token == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ipfront"`)
+			w.Header().Add("WWW-Authenticate", `Bearer realm="ipfront"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="ipfront: the API token is the password", charset="UTF-8"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
 			return
 		}

@@ -1,6 +1,7 @@
 package slowpath_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -539,7 +540,9 @@ func TestDrainEnable(t *testing.T) {
 func TestTokenRequiredBeyondLoopback(t *testing.T) {
 	s := newScenario(t, config.API{Listen: "0.0.0.0:9180", Token: "s3cret"})
 	for _, path := range []string{"/v1/status", "/metrics", "/v1/nothing"} {
-		for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret"}, {"Authorization", "Basic s3cret"}} {
+		basicWrong := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:wrong"))
+		for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret"}, {"Authorization", "Basic s3cret"},
+			{"Authorization", basicWrong}} {
 			code, body := s.do(t, http.MethodGet, path, hdr...)
 			if code != http.StatusUnauthorized || !strings.Contains(string(body), `"error"`) {
 				t.Errorf("GET %s with %q = %d %s, want 401", path, hdr, code, body)
@@ -547,6 +550,11 @@ func TestTokenRequiredBeyondLoopback(t *testing.T) {
 		}
 		if code, body := s.do(t, http.MethodGet, path, "Authorization", "Bearer s3cret"); code == http.StatusUnauthorized {
 			t.Errorf("GET %s with the token = 401 %s", path, body)
+		}
+		// A browser (the status page) sends the token as a Basic password.
+		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:s3cret"))
+		if code, body := s.do(t, http.MethodGet, path, "Authorization", basic); code == http.StatusUnauthorized {
+			t.Errorf("GET %s with the token as Basic password = 401 %s", path, body)
 		}
 	}
 	code, _ := s.do(t, http.MethodPost, "/v1/reload", "Authorization", "Bearer s3cret")
