@@ -54,6 +54,9 @@ commands:
                          still arrives is forwarded
   undrain-node           announce the VIPs again
   ha                     association replication: mates, state, lag, counters
+  top [--interval D] [-n N]
+                         live view of workers, servers and alarms, redrawn
+                         every second; q or Ctrl-C quits
 `
 
 // DefaultAPI is where ctl looks for the daemon without --api or $IPFRONT_API.
@@ -69,6 +72,7 @@ type ctlOpts struct {
 	set, client, server string // assoc filters
 	cursor              string
 	limit               int
+	top                 topOpts // top.go
 	stdout, stderr      io.Writer
 }
 
@@ -98,6 +102,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		sub.StringVar(&o.set, "set", "", "only this target set's persistence group")
 		sub.StringVar(&o.client, "client", "", "only the record of this client address")
 	}
+	if cmd == "top" {
+		topFlags(sub, &o.top)
+	}
 	pos, err := parseInterleaved(sub, fs.Args()[1:])
 	if err != nil {
 		return helpIsNoError(err)
@@ -107,7 +114,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	nargs := map[string][2]int{"status": {0, 0}, "counters": {0, 0}, "sets": {0, 0}, "servers": {0, 1},
 		"assoc": {0, 0}, "alarms": {0, 0}, "reload": {0, 0}, "drain": {2, 2}, "enable": {2, 2},
-		"expectations": {0, 1}, "persistence": {0, 0}, "bgp": {0, 0}, "ha": {0, 0}, "drain-node": {0, 0}, "undrain-node": {0, 0}}
+		"expectations": {0, 1}, "persistence": {0, 0}, "bgp": {0, 0}, "ha": {0, 0}, "top": {0, 0}, "drain-node": {0, 0}, "undrain-node": {0, 0}}
 	n, ok := nargs[cmd]
 	if !ok {
 		fmt.Fprint(stderr, ctlUsage)
@@ -119,6 +126,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	c, err := newCtlClient(o.api, o.token)
 	if err != nil {
 		return err
+	}
+	if cmd == "top" { // runs until q or Ctrl-C: no overall timeout
+		return runTop(o, c, os.Stdin)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
 	defer cancel()
