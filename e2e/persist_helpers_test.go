@@ -362,6 +362,22 @@ func (e *spEnv) assocTotals() assocTotals {
 	return c
 }
 
+// assocTotalsAtLeast waits until the published counters show at least n
+// associations made and returns them: a worker publishes its counters just
+// after it transmits, so an answer can reach the client a moment before the
+// association that carried it shows in /v1/counters.
+func (e *spEnv) assocTotalsAtLeast(n uint64) assocTotals {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := e.assocTotals()
+		if c.New >= n || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // clientAddrs returns n client addresses: prefix followed by first,
 // first+1, ... in decimal.
 func clientAddrs(prefix string, first, n int) []netip.Addr {

@@ -124,6 +124,11 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 				return nil, fmt.Errorf("register socket of %s queue %d: %w", ifc.Name, q, err)
 			}
 		}
+		// Frames flooded to this port for another host's MAC go to the
+		// kernel, which drops them (steer/ifmac.go).
+		if err := prog.SetInterfaceMAC(ifc.Index, ifc.MAC); err != nil {
+			return nil, err
+		}
 		// Attach last, so no VIP packet is steered to a queue without a socket.
 		at, err := prog.Attach(ifc.Index, cfg.XDPMode)
 		if err != nil {

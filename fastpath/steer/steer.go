@@ -71,6 +71,7 @@ const (
 	ctrPassNoSocket            // VIP, but no socket registered for the queue
 	ctrRedirectedReturn        // a NAT server's return traffic redirected (nat.go)
 	ctrPassLocal               // a NAT server's traffic to the host itself (nat.go)
+	ctrPassOtherHost           // unicast to another host's MAC (ifmac.go)
 	numCounters
 )
 
@@ -152,6 +153,7 @@ type Program struct {
 	counters *ebpf.Map // per-CPU array of uint64, ctr* slots
 	ret      *ebpf.Map // hash: [16]byte NAT server address -> retValue (nat.go)
 	local    *ebpf.Map // hash: [16]byte host address -> uint32 (nat.go)
+	ifmacs   *ebpf.Map // array: ifindex % ifMACSlots -> ifMACValue (ifmac.go)
 
 	maxQueues int
 	mu        sync.Mutex // serialises SetVIPs
@@ -190,7 +192,11 @@ func Load(maxQueues int) (*Program, error) {
 		p.Close()
 		return nil, err
 	}
-	insns := append(steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD()), returnInstructions(p.ret.FD(), p.local.FD(), p.xsks.FD())...)
+	if p.ifmacs, err = newIfMACMap(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	insns := append(steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD(), p.ifmacs.FD()), returnInstructions(p.ret.FD(), p.local.FD(), p.xsks.FD())...)
 	if p.prog, err = newXDP("ipfront_steer", insns); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("steer: load program: %w", err)
@@ -251,7 +257,7 @@ func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 // r9 the IP header (for the return block).
 // Stack: fp-16..fp-1 key, fp-20 counter slot, fp-44 family; nat.go's block
 // uses fp-48..fp-25 too.
-func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
+func steerInstructions(vipsFD, xsksFD, countersFD, ifmacsFD int) asm.Instructions {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R7, xdpPass),
@@ -261,9 +267,12 @@ func steerInstructions(vipsFD, xsksFD, countersFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, ethHdrLen),
 		asm.JGT.Reg(asm.R4, asm.R3, "out"),
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.Add.Imm(asm.R2, ethHdrLen),
 	}
+	insns = append(insns, ifMACInstructions(ifmacsFD)...) // ifmac.go
+	insns = append(insns,
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half).WithSymbol("mac_ok"),
+		asm.Add.Imm(asm.R2, ethHdrLen),
+	)
 	// Up to two VLAN tags (802.1Q, 802.1ad); a third one is "not IP".
 	for i := range 2 {
 		tag := fmt.Sprintf("vlan%d", i)
@@ -470,10 +479,15 @@ type Stats struct {
 	RedirectedReturn uint64
 	// PassLocal counts NAT servers' traffic to the host's own addresses.
 	PassLocal uint64
+	// PassOtherHost counts unicast frames addressed to another host's MAC
+	// (flooded by a switch; ifmac.go), which the kernel drops.
+	PassOtherHost uint64
 }
 
 // Passed is the number of frames the program passed to the kernel.
-func (s Stats) Passed() uint64 { return s.PassMiss + s.PassNotIP + s.PassNoSocket + s.PassLocal }
+func (s Stats) Passed() uint64 {
+	return s.PassMiss + s.PassNotIP + s.PassNoSocket + s.PassLocal + s.PassOtherHost
+}
 
 // Stats reads the counters.
 func (p *Program) Stats() (Stats, error) {
@@ -489,6 +503,7 @@ func (p *Program) Stats() (Stats, error) {
 
 		RedirectedReturn: c[ctrRedirectedReturn],
 		PassLocal:        c[ctrPassLocal],
+		PassOtherHost:    c[ctrPassOtherHost],
 	}, nil
 }
 
@@ -528,7 +543,7 @@ func (p *Program) Close() error {
 	if p.prog != nil {
 		errs = append(errs, p.prog.Close())
 	}
-	for _, m := range []*ebpf.Map{p.vips, p.xsks, p.counters, p.ret, p.local} {
+	for _, m := range []*ebpf.Map{p.vips, p.xsks, p.counters, p.ret, p.local, p.ifmacs} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}

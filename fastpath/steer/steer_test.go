@@ -597,3 +597,70 @@ func BenchmarkSteerProgram(b *testing.B) {
 		})
 	}
 }
+
+// xdpMD is struct xdp_md, the context of a test run on a given interface.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// TestOtherHostMAC: with the interface's MAC set, a unicast frame to a VIP
+// addressed to another host's MAC (a switch flooding it) passes to the
+// kernel, which drops it, and is counted; one to the interface's MAC, or to
+// a group address, goes on as before; another interface is not checked.
+func TestOtherHostMAC(t *testing.T) {
+	l := newLab(t)
+	if err := l.prog.SetVIPs([]netip.Addr{vip4}); err != nil {
+		t.Fatal(err)
+	}
+	var own netnstest.MAC
+	copy(own[:], l.x0.HardwareAddr)
+	if err := l.prog.SetInterfaceMAC(l.x0.Index, own); err != nil {
+		t.Fatal(err)
+	}
+	frame := func(dst netnstest.MAC) []byte {
+		return netnstest.Frame{DstMAC: dst, Src: netip.AddrPortFrom(peer4, 1234), Dst: netip.AddrPortFrom(vip4, 80), Payload: []byte("x")}.Encode()
+	}
+	other := netnstest.MAC{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
+	almost := own
+	almost[5] ^= 1
+	run := func(f []byte, ifindex int) uint32 {
+		t.Helper()
+		var v uint32
+		if err := l.lb.Do(func() error {
+			var err error
+			// With a context the kernel takes the frame's end from it.
+			v, err = l.prog.Program().Run(&ebpf.RunOptions{Data: f, Context: xdpMD{DataEnd: uint32(len(f)), IngressIfindex: uint32(ifindex)}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before, err := l.prog.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		dst     netnstest.MAC
+		ifindex int
+		want    uint32
+	}{
+		{"the interface's MAC", own, l.x0.Index, xdpVerdictRedirect},
+		{"another host's MAC", other, l.x0.Index, xdpVerdictPass},
+		{"a MAC one bit off", almost, l.x0.Index, xdpVerdictPass},
+		{"broadcast", netnstest.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, l.x0.Index, xdpVerdictRedirect},
+		{"another host's MAC on an unchecked interface", other, 1, xdpVerdictRedirect},
+	} {
+		if got := run(frame(tc.dst), tc.ifindex); got != tc.want {
+			t.Errorf("%s: verdict %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	after, err := l.prog.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.PassOtherHost - before.PassOtherHost; n != 2 {
+		t.Errorf("PassOtherHost grew by %d, want 2", n)
+	}
+}
