@@ -258,12 +258,14 @@ func TestSignallingSCTPMultihomed(t *testing.T) {
 			t.Errorf("port %d: DATA from B after a forged ABORT reached %s, want s1", as.sport, got)
 		}
 	}
-	forged := uint64(len(onS1) / 2)
-	e.waitFor(5*time.Second, "forged ABORTs counted", func() (bool, string) {
+	forged, moved := uint64(len(onS1)/2), uint64(len(onS1)-len(onS1)/2)
+	e.waitFor(5*time.Second, "forged ABORTs and re-selections counted", func() (bool, string) {
 		after = e.sigCounters()
-		return after.SCTPTagMismatch-before.SCTPTagMismatch >= forged, fmt.Sprintf("sctp_tag_mismatch +%d, want +%d", after.SCTPTagMismatch-before.SCTPTagMismatch, forged)
+		return after.SCTPTagMismatch-before.SCTPTagMismatch >= forged && after.Reselected-before.Reselected >= moved,
+			fmt.Sprintf("sctp_tag_mismatch +%d, want +%d; reselected +%d, want +%d", after.SCTPTagMismatch-before.SCTPTagMismatch, forged,
+				after.Reselected-before.Reselected, moved)
 	})
-	if got, want := after.Reselected-before.Reselected, uint64(len(onS1)-len(onS1)/2); got != want {
+	if got, want := after.Reselected-before.Reselected, moved; got != want {
 		t.Errorf("reselected +%d, want +%d (the associations that shut down, and only those)", got, want)
 	}
 }
