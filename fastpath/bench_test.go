@@ -71,7 +71,7 @@ func BenchmarkProcess(b *testing.B) {
 		ar.fill(b, packet.TCPFlagSYN, nil)
 		runBatches(b, e, ar.frames, func(now uint32) uint32 {
 			now += benchAge + 1
-			e.Sweep(2*benchFlows, now)
+			e.Sweep(4*benchFlows, now) // every slot: two per record of the 2M shard
 			if live := e.Shard().Live(); live != 0 {
 				b.Fatalf("Live() after a full sweep got %d, want 0", live)
 			}
