@@ -73,7 +73,7 @@ type Counters struct {
 	PersistFound   uint64 // new associations a live persistence record decided
 	PersistFull    uint64 // choices not recorded: the shard holds its share of persistence records
 	PersistExpired uint64 // persistence records swept after their timeout
-	OwnedPort      uint64 // new associations an owned destination port decided
+	OwnedPort      uint64 // packets an owned destination port sent to its owner, without an association
 	// Flood and forgery defences (engine_guard.go).
 	Unproven        uint64 // gauge: the shard's associations that have not proven a connection (at most half the shard)
 	FloodStateless  uint64 // openings forwarded by hash without an association: unproven ones held their half of the shard

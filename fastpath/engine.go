@@ -310,6 +310,12 @@ func (e *Engine) quotedServer(ts *TargetSet, f *packet.Flow, i int) uint8 {
 // creating or re-selecting its association as the IPFE staleness rules say,
 // with the flood and teardown defences of engine_guard.go.
 func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, now uint32) uint8 {
+	if ts.Owned != nil {
+		if slot := ownedSlot(ts, f.DstPort); slot < MaxServers {
+			e.local.OwnedPort++ // persist.go
+			return slot
+		}
+	}
 	k := &e.keys[i]
 	idx, found := e.find(i)
 	if found {
@@ -384,7 +390,7 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 	stateless := idx < 0 || flooded && opening(f)
 	var slot uint8
 	pn := pin{slot: maglev.NoBackend, record: -1}
-	if ts.Persist != nil || ts.Owned != nil {
+	if ts.Persist != nil {
 		pn = e.pinned(ts, f, now)
 	}
 	tagged := noSlot

@@ -120,16 +120,27 @@ type pin struct {
 	key    assoc.Packed // the client's persistence key; zero without persistence
 }
 
-// pinned decides a new association of flow f of ts by port ownership, then
-// by the client's persistence record: its own shard's copy, else another
-// worker's (copied into its own shard).
-func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
+// ownedSlot is the owner of destination port port in ts, if its owner can
+// take clients, else NoBackend. Every packet to an owned port goes to its
+// owner without an association: the port says where it belongs, and one
+// peer address and port may answer several servers' connections from their
+// own ranges (initiator mode), which one association per peer port could
+// not tell apart. While the owner cannot take clients its port is balanced
+// like any other, with associations, and goes back to the owner when it can
+// again.
+func ownedSlot(ts *TargetSet, port uint16) uint8 {
 	for _, r := range ts.Owned {
-		if f.DstPort >= r.First && f.DstPort <= r.Last && keepsClients(ts, r.Slot) {
-			e.local.OwnedPort++
-			return pin{slot: r.Slot, record: -1}
+		if port >= r.First && port <= r.Last && keepsClients(ts, r.Slot) {
+			return r.Slot
 		}
 	}
+	return maglev.NoBackend
+}
+
+// pinned decides a new association of flow f of ts by the client's
+// persistence record: its own shard's copy, else another worker's (copied
+// into its own shard).
+func (e *Engine) pinned(ts *TargetSet, f *packet.Flow, now uint32) pin {
 	p := ts.Persist
 	if p == nil {
 		return pin{slot: maglev.NoBackend, record: -1}

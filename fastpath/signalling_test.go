@@ -221,3 +221,38 @@ func TestOwnedPortsOutsideListening(t *testing.T) {
 		t.Errorf("a port neither listening nor owned: verdict %d, want Drop", acts[0])
 	}
 }
+
+// TestOwnedPortsOnePeerPort: one peer answers connections that several
+// servers opened from their own ranges, all from its one listening port
+// (a Diameter peer on 3868), while it also has a connection of its own to
+// the set's listening port: every packet goes to the server that owns its
+// destination port, the peer's own connection keeps its association, and
+// nothing flips on later packets.
+func TestOwnedPortsOnePeerPort(t *testing.T) {
+	tab := buildTables(t, 1, setSpec{id: 1, vip: vip4, servers: weighted(1, 1, 1)})
+	tab.Set(1).Owned = []OwnedRange{{First: 40000, Last: 40099, Slot: 0}, {First: 41000, Last: 41099, Slot: 1}, {First: 42000, Last: 42099, Slot: 2}}
+	tab, err := NewTables(2, tab.Sets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, 64, tab)
+	peer := client(false, 70)
+	own := route(t, e, 1, tcpTo(t, peer, 3868, vip4, vipPort, packet.TCPFlagSYN)) // the peer's own connection
+	for round := range 3 {
+		for owner, port := range []uint16{40007, 41007, 42007} {
+			flags := uint8(packet.TCPFlagSYN | packet.TCPFlagACK)
+			if round > 0 {
+				flags = packet.TCPFlagACK
+			}
+			if got := route(t, e, 1, tcpTo(t, peer, 3868, vip4, port, flags)); got != owner {
+				t.Errorf("round %d: the peer's answer to VIP:%d went to server %d, want its owner %d", round, port, got, owner)
+			}
+		}
+		if got := route(t, e, 1, tcpTo(t, peer, 3868, vip4, vipPort, packet.TCPFlagACK)); got != own {
+			t.Errorf("round %d: the peer's own connection went to server %d, want %d", round, got, own)
+		}
+	}
+	if n := e.Shard().Live(); n != 1 {
+		t.Errorf("Live() = %d, want 1 (the peer's own connection; owned ports need no association)", n)
+	}
+}

@@ -85,17 +85,32 @@ func (d *Daemon) wantAnnounced(s *state) []netip.Prefix {
 	var out []netip.Prefix
 	for i := range s.spec.TargetSets {
 		ts := &s.spec.TargetSets[i]
-		p := bgp.HostRoute(ts.Address)
-		if seen[p] {
-			continue
-		}
+		up := false
 		for j := range ts.Servers {
 			if w, _ := s.baseWeight(ts, &ts.Servers[j]); w > 0 {
-				seen[p] = true
-				out = append(out, p)
+				up = true
 				break
 			}
 		}
+		if !up {
+			continue
+		}
+		for _, p := range setRoutes(ts) {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// setRoutes are the host routes of a set's addresses: its VIP and, for a
+// multihomed SCTP set, its secondary address.
+func setRoutes(ts *config.TargetSet) []netip.Prefix {
+	out := []netip.Prefix{bgp.HostRoute(ts.Address)}
+	if ts.SecondaryAddress.IsValid() {
+		out = append(out, bgp.HostRoute(ts.SecondaryAddress))
 	}
 	return out
 }
@@ -211,12 +226,13 @@ func (d *Daemon) BGP() BGPState {
 	}
 	st := BGPState{Configured: true, Status: a.Status(), NodeDrained: d.ann.nodeDrained.Load(), Stopping: d.ann.stopping.Load()}
 	seen := map[netip.Prefix]bool{}
-	for _, ts := range d.cur().spec.TargetSets {
-		p := bgp.HostRoute(ts.Address)
-		if !seen[p] && !slices.Contains(st.Status.Announced, p) {
-			st.Withdrawn = append(st.Withdrawn, p)
+	for i := range d.cur().spec.TargetSets {
+		for _, p := range setRoutes(&d.cur().spec.TargetSets[i]) {
+			if !seen[p] && !slices.Contains(st.Status.Announced, p) {
+				st.Withdrawn = append(st.Withdrawn, p)
+			}
+			seen[p] = true
 		}
-		seen[p] = true
 	}
 	return st
 }

@@ -87,6 +87,7 @@ drain_time = "3s"
 [[target_set]]
 name = "web6"
 address = "2001:db8:10::10"
+secondary_address = "2001:db8:10::20"
 ports = ["80"]
   [[target_set.server]]
   address = "2001:db8:100::11"
@@ -109,7 +110,7 @@ ports = ["80"]
 	defer cancel()
 	go func() { h.errc <- h.d.Run(ctx, nil) }()
 
-	fa.next(t, "ready", "192.0.2.10/32", "2001:db8:10::10/128")
+	fa.next(t, "ready", "192.0.2.10/32", "2001:db8:10::10/128", "2001:db8:10::20/128") // a secondary address is announced too
 	if gotCfg.ASN != 64512 || gotIf != "eth1" {
 		t.Errorf("announcer started with AS %d interface %q, want 64512 eth1", gotCfg.ASN, gotIf)
 	}
@@ -118,13 +119,13 @@ ports = ["80"]
 	h.prober.setFailing(srvA, true)
 	h.prober.setFailing(srvB, true)
 	h.clock.Advance(time.Second)
-	fa.next(t, "web's servers down", "2001:db8:10::10/128")
+	fa.next(t, "web's servers down", "2001:db8:10::10/128", "2001:db8:10::20/128")
 	if st := h.d.BGP(); fmt.Sprint(st.Withdrawn) != "[192.0.2.10/32]" || !st.Configured {
 		t.Errorf("BGP().Withdrawn = %v, want [192.0.2.10/32]", st.Withdrawn)
 	}
 	h.prober.setFailing(srvB, false)
 	h.clock.Advance(time.Second)
-	fa.next(t, "server B back", "192.0.2.10/32", "2001:db8:10::10/128")
+	fa.next(t, "server B back", "192.0.2.10/32", "2001:db8:10::10/128", "2001:db8:10::20/128")
 
 	// drain-node withdraws everything; undrain brings it back.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), waitLimit)
@@ -136,7 +137,7 @@ ports = ["80"]
 	if err := h.d.SetNodeDrained(ctx2, false); err != nil {
 		t.Fatal(err)
 	}
-	fa.next(t, "undrain-node", "192.0.2.10/32", "2001:db8:10::10/128")
+	fa.next(t, "undrain-node", "192.0.2.10/32", "2001:db8:10::10/128", "2001:db8:10::20/128")
 
 	// Stop: withdraw first, then forward for drain_time.
 	cancel()
