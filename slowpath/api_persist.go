@@ -244,7 +244,7 @@ var (
 	descPersistFound   = prometheus.NewDesc("ipfront_persistence_records_found_total", "New associations a live persistence record sent to the client's server.", nil, nil)
 	descPersistFull    = prometheus.NewDesc("ipfront_persistence_records_full_total", "Choices not recorded: the worker's share of max_persistence_records was used up (the flow was balanced on its own).", nil, nil)
 	descPersistExpired = prometheus.NewDesc("ipfront_persistence_records_expired_total", "Persistence records forgotten after their timeout, each worker's copy counted.", nil, nil)
-	descOwnedPort      = prometheus.NewDesc("ipfront_owned_port_associations_total", "New associations an owned destination port sent to its server.", nil, nil)
+	descOwnedPort      = prometheus.NewDesc("ipfront_owned_port_associations_total", "Packets an owned destination port sent to its server (owned ports are routed without an association; the name is kept for dashboards).", nil, nil)
 
 	persistDescs = []*prometheus.Desc{descPersistMade, descPersistFound, descPersistFull, descPersistExpired, descOwnedPort}
 )
