@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"net/netip"
 	"time"
 
@@ -296,6 +297,7 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 		}
 		backends[slot] = maglev.Backend{Key: srv.Address.String(), Weight: s.Weight}
 	}
+	holdUnresolved(ts, backends)
 	id.persist.buildPersist(ts, cs, slotOf) // build_persist.go
 	table, err := maglev.New(backends, cs.TableSize)
 	if err != nil {
@@ -303,6 +305,32 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 	}
 	ts.Maglev = table
 	return ts, nil
+}
+
+// holdUnresolved keeps servers whose MAC (or next hop's) is not known yet
+// out of the set's Maglev table while another weighted server's is: a
+// server a reload adds would otherwise take its share of new flows at once
+// and drop them as neighbor_unresolved until the kernel has resolved it
+// (about a second). It joins at the next publication after it resolves,
+// which the neighbour refresh triggers. With nothing resolved (at start) the
+// weights stay, so the table does not change under the flows when the
+// first server resolves.
+func holdUnresolved(ts *fastpath.TargetSet, backends []maglev.Backend) {
+	resolved := func(s *fastpath.Server) bool { return slices.Contains(s.HasMAC[:], true) }
+	any := false
+	for i := range ts.Servers {
+		if s := &ts.Servers[i]; s.Present && backends[i].Weight > 0 && resolved(s) {
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	for i := range ts.Servers {
+		if s := &ts.Servers[i]; s.Present && !resolved(s) {
+			backends[i].Weight = 0
+		}
+	}
 }
 
 var methods = map[string]uint8{

@@ -93,9 +93,15 @@ func TestBuildTranslatesSpec(t *testing.T) {
 	if _, s12 := slotOf(t, web, "198.51.100.12"); s12.HasMAC[0] || s12.Weight != 3 {
 		t.Fatalf("server .12 = %+v, want unresolved, weight 3", s12)
 	}
-	counts := web.Maglev.Counts()
-	i11, _ := slotOf(t, web, "198.51.100.11")
-	i12, _ := slotOf(t, web, "198.51.100.12")
+	all := func(int, netip.Addr) ([6]byte, bool) { return mac, true }
+	tbAll, _, err := Build(parseSpec(t, twoSets), NewIdentity(), Inputs{Interfaces: 1, MACs: all, Generation: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAll := setByName(t, tbAll, "web")
+	counts := webAll.Maglev.Counts()
+	i11, _ := slotOf(t, webAll, "198.51.100.11")
+	i12, _ := slotOf(t, webAll, "198.51.100.12")
 	if got := float64(counts[i12]) / float64(counts[i11]+counts[i12]); got < 0.74 || got > 0.76 {
 		t.Fatalf("weight-3 server owns %.3f of the Maglev table, want 0.75", got)
 	}
@@ -429,4 +435,31 @@ func vlanLine(conf string) string {
 		}
 	}
 	return "(none)"
+}
+
+// TestBuildHoldsUnresolvedServers: a server whose MAC is not resolved yet
+// takes no share of the Maglev table while another server's is (a reload
+// that adds it would otherwise send it new flows to drop as
+// neighbor_unresolved); with no server resolved (at start) the weights stand.
+func TestBuildHoldsUnresolvedServers(t *testing.T) {
+	mac := [6]byte{2, 0, 0, 0, 0, 0x11}
+	share := func(resolved map[string]bool) float64 {
+		t.Helper()
+		macs := func(_ int, a netip.Addr) ([6]byte, bool) { return mac, resolved[a.String()] }
+		tb, _, err := Build(parseSpec(t, twoSets), NewIdentity(), Inputs{Interfaces: 1, MACs: macs, Generation: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := setByName(t, tb, "web")
+		i11, _ := slotOf(t, web, "198.51.100.11")
+		i12, _ := slotOf(t, web, "198.51.100.12")
+		c := web.Maglev.Counts()
+		return float64(c[i12]) / float64(c[i11]+c[i12])
+	}
+	if got := share(map[string]bool{"198.51.100.11": true}); got != 0 {
+		t.Errorf("unresolved weight-3 server beside a resolved one owns %.3f of the table, want 0", got)
+	}
+	if got := share(map[string]bool{}); got < 0.74 || got > 0.76 {
+		t.Errorf("nothing resolved: the weight-3 server owns %.3f, want 0.75 (weights stand)", got)
+	}
 }
