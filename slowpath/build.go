@@ -317,13 +317,13 @@ func (id *Identity) buildSet(cs *config.TargetSet, in Inputs) (*fastpath.TargetS
 // first server resolves.
 func holdUnresolved(ts *fastpath.TargetSet, backends []maglev.Backend) {
 	resolved := func(s *fastpath.Server) bool { return slices.Contains(s.HasMAC[:], true) }
-	any := false
+	someResolved := false
 	for i := range ts.Servers {
 		if s := &ts.Servers[i]; s.Present && backends[i].Weight > 0 && resolved(s) {
-			any = true
+			someResolved = true
 		}
 	}
-	if !any {
+	if !someResolved {
 		return
 	}
 	for i := range ts.Servers {
