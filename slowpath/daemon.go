@@ -228,7 +228,7 @@ func (d *Daemon) Run(ctx context.Context, onReady func()) error {
 // checkReady declares the daemon ready once every server is resolved, or
 // readyTimeout after start, and [ha] has pulled its mates' associations.
 func (d *Daemon) checkReady(start time.Time, onReady func()) {
-	if d.ready.Load() || !d.haJoined() || (d.missing > 0 && d.opts.Clock.Now().Sub(start) <= readyTimeout) {
+	if d.ready.Load() || !d.haJoined() || !d.importsApplied() || (d.missing > 0 && d.opts.Clock.Now().Sub(start) <= readyTimeout) {
 		return
 	}
 	if d.missing > 0 {
@@ -240,6 +240,22 @@ func (d *Daemon) checkReady(start time.Time, onReady func()) {
 	if onReady != nil {
 		onReady()
 	}
+}
+
+// importsApplied reports whether the workers took every record the [ha]
+// pull queued on their control rings: once ready, the VIPs are announced,
+// and a flow a router then sends here must find its mate's association in
+// the worker's shard, not in a ring the worker has yet to read.
+func (d *Daemon) importsApplied() bool {
+	if !d.cur().spec.HA.Enabled {
+		return true
+	}
+	for _, w := range d.dp().Workers() {
+		if w.Rings != nil && w.Rings().Control.Queued > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // refreshNeighbors re-reads server MACs and reports whether one changed.
