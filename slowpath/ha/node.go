@@ -373,6 +373,7 @@ func (n *Node) tick(now time.Time) {
 			switch {
 			case now.Sub(m.holeSince) >= giveUpAfter:
 				m.win.giveUp()
+				m.pending, m.endSeq = 0, 0 // a pull that lost a message starts again (see handle)
 				n.flushHeld(m)
 				m.holeSince = time.Time{}
 				m.c.lost.Add(1)
@@ -476,7 +477,10 @@ func (n *Node) handle(m *mate, msg []byte) {
 		}
 		if lost {
 			m.c.lost.Add(1)
-			m.endSeq = 0
+			// A pull in progress may have lost a message too: start a
+			// new one, so the old one's end cannot mark a partial table
+			// pulled (a rejoining instance would announce without it).
+			m.pending, m.endSeq = 0, 0
 			resync, jumped = true, true
 		}
 	}
