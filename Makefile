@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS ?=
 
-.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate soak release install package
+.PHONY: all build demo test test-unit test-race fuzz bench bench-smoke profile vet clean mutate soak ha-ecmp release install package
 
 all: build
 
@@ -49,6 +49,14 @@ SOAK ?= 20
 soak:
 	IPFRONT_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -v \
 		-run 'TestHostileFrames|TestSIGKILLUnderTraffic|TestRestartCarriesConnections|TestSilentServerFoundByHealthChecks|TestReloadRacingHeavyTraffic|TestSYNFlood|TestSpoofedTCPTeardown|TestSpoofedSCTPTeardown' ./e2e/
+
+# Issue 11's failover test (ECMP through BIRD over two instances with [ha]
+# and BGP): SIGKILL, 10 % sync loss, forged and replayed sync datagrams,
+# machine loss, SIGTERM. Not part of make test until its rejoin flake (a
+# rejoining instance missing a few of its mate's records under load) is
+# found.
+ha-ecmp: build
+	IPFRONT_HA_ECMP=1 $(GO) test -count=1 -v -run TestHAECMPFailover ./e2e/
 
 # Fuzzing beyond the seed corpora that `make test` replays: every fuzz target
 # of the repository (found by its `func FuzzXxx` line, so a new parser's
