@@ -436,6 +436,15 @@ func (e *Engine) associate(ts *TargetSet, f *packet.Flow, frame []byte, i int, n
 		e.local.Stateless++
 		return slot
 	}
+	if !found && ts.Persist != nil {
+		// pinned or recordPersist may have written a persistence record
+		// into the free slot find chose for this flow (both keys can
+		// share a home line): look again rather than overwrite it.
+		if idx, _ = e.shard.FindPacked(k, e.hashes[i]); idx < 0 {
+			e.local.Stateless++
+			return slot
+		}
+	}
 	v := assoc.Value{Server: slot, Gen: ts.Servers[slot].Gen, Flags: teardownFlags(f), LastSeen: now, NAT: ts.Forwarding == FwdNAT}
 	if flooded {
 		v.Flags |= assoc.FlagProven // a connection past its opening while the unproven share is full
