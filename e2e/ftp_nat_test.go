@@ -414,7 +414,11 @@ func (e *ftpEnv) command(s ftpSession, src, dst string) []string {
 		case s.active && !s.v6:
 			opts = append(opts, "--ftp-port", "-", "--disable-eprt") // PORT
 		case s.active:
-			opts = append(opts, "--ftp-port", "-") // EPRT
+			// EPRT. The client's address given, not "-" (the control
+			// connection's local address): curl 7.88 now and then fails
+			// that lookup on IPv6 ("sa_addr inet_ntop() failed with
+			// errno 97") before it sends anything.
+			opts = append(opts, "--ftp-port", ftpClient6.String())
 		case !s.v6:
 			opts = append(opts, "--disable-epsv", "--no-ftp-skip-pasv-ip") // PASV, 227
 		default:
