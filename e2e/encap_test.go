@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ipfront/ipfront/internal/lab"
 )
@@ -98,20 +97,7 @@ func encapSetup(t *testing.T, mode string, v6 bool) (*lab.NATLab, netip.Addr) {
 	defer cancel()
 	var mu sync.Mutex
 	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
-	for i, s := range l.Servers() {
-		p, err := l.StartProc(s.NS, s.Role, logTo(s.Role), iplabBin, "serve", "--name", s.Role, "--tcp", ports, "--udp", ports)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := p.Stop(2 * time.Second); err != nil {
-				t.Errorf("server: %v", err)
-			}
-		})
-		if err := lab.WaitGreeting(ctx, l.LB().NS, netip.AddrPortFrom(encapTunnel(i+1, v6), 7000), s.Role, p.Done()); err != nil {
-			t.Fatalf("server %s: %v", s.Role, err)
-		}
-	}
+	startEchoServers(t, ctx, l.Lab, logTo, func(i int, _ lab.Host) netip.Addr { return encapTunnel(i+1, v6) })
 	var b strings.Builder
 	fmt.Fprintf(&b, `[dataplane]
 interfaces = [%q]

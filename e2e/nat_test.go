@@ -60,19 +60,8 @@ func natSetup(t *testing.T, mode lab.NATMode, v6 bool, weights []int) *natEnv {
 	defer cancel()
 	var mu sync.Mutex
 	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
+	startEchoServers(t, ctx, l.Lab, logTo, func(_ int, s lab.Host) netip.Addr { return s.Addr(v6) })
 	for _, s := range l.Servers() {
-		p, err := l.StartProc(s.NS, s.Role, logTo(s.Role), iplabBin, "serve", "--name", s.Role, "--tcp", ports, "--udp", ports)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := p.Stop(2 * time.Second); err != nil {
-				t.Errorf("server: %v", err)
-			}
-		})
-		if err := lab.WaitGreeting(ctx, l.LB().NS, netip.AddrPortFrom(s.Addr(v6), 7000), s.Role, p.Done()); err != nil {
-			t.Fatalf("server %s: %v", s.Role, err)
-		}
 		e.installCounters(t, s)
 	}
 	cfg := e.writeConfig(t, weights)
@@ -82,6 +71,27 @@ func natSetup(t *testing.T, mode lab.NATMode, v6 bool, weights []int) *natEnv {
 
 // writeConfig writes the test's configuration: the lab's interfaces, one
 // NAT set over the servers' addresses of the VIP's family.
+// startEchoServers starts "iplab serve" (TCP and UDP on ports) on every
+// server of l, stopped at cleanup, and waits until each greets the load
+// balancer's namespace from greetAt(i, server):7000.
+func startEchoServers(t *testing.T, ctx context.Context, l *lab.Lab, logTo func(string) io.Writer, greetAt func(int, lab.Host) netip.Addr) {
+	t.Helper()
+	for i, s := range l.Servers() {
+		p, err := l.StartProc(s.NS, s.Role, logTo(s.Role), iplabBin, "serve", "--name", s.Role, "--tcp", ports, "--udp", ports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := p.Stop(2 * time.Second); err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+		if err := lab.WaitGreeting(ctx, l.LB().NS, netip.AddrPortFrom(greetAt(i, s), 7000), s.Role, p.Done()); err != nil {
+			t.Fatalf("server %s: %v", s.Role, err)
+		}
+	}
+}
+
 func (e *natEnv) writeConfig(t *testing.T, weights []int) string {
 	t.Helper()
 	var ifs []string
