@@ -123,6 +123,11 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 			if err := prog.RegisterSocket(q, sock.FD()); err != nil {
 				return nil, fmt.Errorf("register socket of %s queue %d: %w", ifc.Name, q, err)
 			}
+			cell, err := prog.Overload(q)
+			if err != nil {
+				return nil, err
+			}
+			d.workers[len(d.workers)-1].setOverload(cell, sock.Config().RingSize)
 		}
 		// Frames flooded to this port for another host's MAC go to the
 		// kernel, which drops them (steer/ifmac.go).
@@ -297,13 +302,27 @@ func (d *Dataplane) Counters() *Counters {
 	return total
 }
 
+// SteeringCounts are the steering programs' counters as readers want them.
+type SteeringCounts struct {
+	Redirected uint64 // to the workers (VIP frames and NAT return traffic)
+	Passed     uint64 // to the kernel
+	// ShedOpenings counts openings to a VIP dropped before an overloaded
+	// worker's RX ring (steer/overload.go).
+	ShedOpenings uint64
+}
+
 // SteeringStats sums the steering programs' counters.
-func (d *Dataplane) SteeringStats() (redirected, passed uint64, err error) {
+func (d *Dataplane) SteeringStats() (SteeringCounts, error) {
+	var c SteeringCounts
+	var err error
 	for _, p := range d.programs {
-		r, ps, e := p.Counters()
-		redirected, passed, err = redirected+r, passed+ps, errors.Join(err, e)
+		s, e := p.Stats()
+		err = errors.Join(err, e)
+		c.Redirected += s.Redirected + s.RedirectedReturn
+		c.Passed += s.Passed()
+		c.ShedOpenings += s.ShedOpenings
 	}
-	return redirected, passed, err
+	return c, err
 }
 
 // Close stops the workers, detaches the programs and closes the sockets.

@@ -123,6 +123,7 @@ type Worker struct {
 	done chan struct{}
 
 	handoff *handoff // rings with other interfaces' workers (NAT, two-armed; handoff.go); nil with one interface
+	ovl     overload // what the steering program is told of the RX ring's backlog (overload.go)
 
 	descs  []xsk.Desc
 	frames [][]byte
@@ -207,6 +208,7 @@ func (w *Worker) loop() {
 	for !w.stop.Load() {
 		w.iterate(&st)
 	}
+	w.ovl.stopped()
 	w.engine.Publish()
 }
 
@@ -289,6 +291,7 @@ func (w *Worker) housekeeping(st *loopState) (now uint32) {
 	// busy/idle accounting (worker_ops.go) both come from it.
 	el := assoc.Elapsed()
 	w.account(st, el)
+	w.ovl.tick(el)
 	now = assoc.Seconds(el)
 	if now != st.lastKernelPoll {
 		// Once a second, not per packet: the kernel's drops before the

@@ -87,7 +87,9 @@ func countersOf(p Plane) CountersReply {
 		Reselected: c.Reselected, Expired: c.Expired, Stateless: c.Stateless, ICMPForwarded: c.ICMPForwarded,
 		Servers: []ServerCounters{}, Workers: []WorkerCounters{},
 	}
-	rep.SteeredToXSK, rep.PassedToKernel, _ = p.SteeringStats()
+	if sc, err := p.SteeringStats(); err == nil {
+		rep.SteeredToXSK, rep.PassedToKernel, rep.ShedOpenings = sc.Redirected, sc.Passed, sc.ShedOpenings
+	}
 	var unprovenLim uint64
 	for i := range snap.workers {
 		wk, wc := &snap.workers[i], snap.per[i]

@@ -26,12 +26,14 @@ type helperPlane struct {
 	counter fastpath.Counters
 }
 
-func (p *helperPlane) Interfaces() []fastpath.Interface       { return nil }
-func (p *helperPlane) Tables() *fastpath.Tables               { return p.tables }
-func (p *helperPlane) SteeringStats() (uint64, uint64, error) { return 0, 0, nil }
-func (p *helperPlane) snapshot(out *fastpath.Counters)        { *out = p.counter }
-func (p *helperPlane) put(w int, k assoc.Key, v assoc.Value)  { p.shards[w].Put(p.find(w, &k), &k, v) }
-func (p *helperPlane) find(w int, k *assoc.Key) int           { i, _ := p.shards[w].Find(k, k.Hash()); return i }
+func (p *helperPlane) Interfaces() []fastpath.Interface { return nil }
+func (p *helperPlane) Tables() *fastpath.Tables         { return p.tables }
+func (p *helperPlane) SteeringStats() (fastpath.SteeringCounts, error) {
+	return fastpath.SteeringCounts{}, nil
+}
+func (p *helperPlane) snapshot(out *fastpath.Counters)       { *out = p.counter }
+func (p *helperPlane) put(w int, k assoc.Key, v assoc.Value) { p.shards[w].Put(p.find(w, &k), &k, v) }
+func (p *helperPlane) find(w int, k *assoc.Key) int          { i, _ := p.shards[w].Find(k, k.Hash()); return i }
 func (p *helperPlane) Workers() []PlaneWorker {
 	var out []PlaneWorker
 	for q, s := range p.shards {

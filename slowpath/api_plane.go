@@ -15,7 +15,7 @@ type Plane interface {
 	Interfaces() []fastpath.Interface
 	Workers() []PlaneWorker
 	Tables() *fastpath.Tables // nil before the first publication
-	SteeringStats() (redirected, passed uint64, err error)
+	SteeringStats() (fastpath.SteeringCounts, error)
 }
 
 // PlaneWorker is one worker as readers see it.
@@ -46,7 +46,7 @@ type dataplanePlane struct{ dp *fastpath.Dataplane }
 
 func (p dataplanePlane) Interfaces() []fastpath.Interface { return p.dp.Interfaces() }
 func (p dataplanePlane) Tables() *fastpath.Tables         { return p.dp.Tables() }
-func (p dataplanePlane) SteeringStats() (uint64, uint64, error) {
+func (p dataplanePlane) SteeringStats() (fastpath.SteeringCounts, error) {
 	return p.dp.SteeringStats()
 }
 

@@ -86,7 +86,9 @@ func (p *fakePlane) Tables() *fastpath.Tables {
 	return p.tables
 }
 
-func (p *fakePlane) SteeringStats() (uint64, uint64, error) { return 0, 0, nil }
+func (p *fakePlane) SteeringStats() (fastpath.SteeringCounts, error) {
+	return fastpath.SteeringCounts{}, nil
+}
 
 func (p *fakePlane) Publish(t *fastpath.Tables) error {
 	p.mu.Lock()

@@ -29,6 +29,7 @@ var (
 	descICMP        = prometheus.NewDesc("ipfront_icmp_forwarded_total", "ICMP errors forwarded to the server of the flow they quote.", nil, nil)
 	descSteered     = prometheus.NewDesc("ipfront_xdp_redirected_packets_total", "VIP packets the steering program redirected to AF_XDP sockets.", nil, nil)
 	descPassed      = prometheus.NewDesc("ipfront_xdp_passed_packets_total", "Packets the steering program passed to the kernel.", nil, nil)
+	descShed        = prometheus.NewDesc("ipfront_xdp_shed_openings_total", "Openings (TCP SYN, SCTP INIT) to a VIP the steering program dropped while their worker was overloaded.", nil, nil)
 	descSrvPackets  = prometheus.NewDesc("ipfront_server_packets_total", "Packets forwarded to the server.", serverLabel, nil)
 	descSrvBytes    = prometheus.NewDesc("ipfront_server_bytes_total", "Bytes forwarded to the server.", serverLabel, nil)
 	descSrvWeight   = prometheus.NewDesc("ipfront_server_weight", "Weight new associations see after drain, health and balance.", serverLabel, nil)
@@ -51,7 +52,7 @@ var (
 	descReady           = prometheus.NewDesc("ipfront_ready", "1 once start-up finished.", nil, nil)
 
 	allDescs = []*prometheus.Desc{descRxPackets, descRxBytes, descTxPackets, descTxBytes, descDrops, descAssocs,
-		descAssocCap, descCreated, descReselected, descExpired, descStateless, descICMP, descSteered, descPassed,
+		descAssocCap, descCreated, descReselected, descExpired, descStateless, descICMP, descSteered, descPassed, descShed,
 		descSrvPackets, descSrvBytes, descSrvWeight, descSrvCfgW, descSrvUp, descSrvDrained, descSrvResolved,
 		descAlarm, descAlarmsTotal, descGeneration, descReady, descUnproven, descUnprovenLimit, descFloodStateless,
 		descTeardownIgnored, descPartialCsum, descTableFull, descTableFullTotal, descTagIndexHits, descTagCollisions,
@@ -106,9 +107,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descTableFull, b2f(full[name]), name)
 			counter(descTableFullTotal, raised[name], name)
 		}
-		if redirected, passed, err := p.SteeringStats(); err == nil {
-			counter(descSteered, redirected)
-			counter(descPassed, passed)
+		if sc, err := p.SteeringStats(); err == nil {
+			counter(descSteered, sc.Redirected)
+			counter(descPassed, sc.Passed)
+			counter(descShed, sc.ShedOpenings)
 		}
 	}
 	for r := fastpath.Reason(1); r < fastpath.NumReasons; r++ {

@@ -3,6 +3,7 @@ package slowpath
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -12,9 +13,17 @@ import (
 
 // Neighbors resolves servers' MAC addresses from the kernel's neighbour
 // table, the same table the kernel's own forwarding uses, so ipfront follows
-// ARP/ND exactly as a router would. Missing entries are resolved by sending
-// the server one UDP datagram to the discard port, which makes the kernel
-// run ARP or ND for it.
+// ARP/ND as a router would. Missing entries are resolved by sending the
+// server one UDP datagram to the discard port, which makes the kernel run
+// ARP or ND for it.
+//
+// Unlike a router, it keeps a server's last known MAC when the kernel's
+// entry fails or disappears, until the kernel learns another MAC or the
+// server leaves the configuration. A flood that fills the interface's
+// queues loses the ARP/ND replies of the kernel's re-confirmation like any
+// frame; dropping the MAC then would black-hole every connection of a
+// server that is still there, while a server that is really gone is taken
+// out by its health checks, and one that moved is re-learnt.
 type Neighbors struct {
 	mu    sync.Mutex
 	known map[neighKey][6]byte
@@ -35,8 +44,9 @@ const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY 
 // Refresh reads the neighbour table of each interface for addrs, triggers
 // resolution of every address without a usable entry (and of stale ones, so
 // the kernel re-confirms them), and reports whether any MAC changed and how
-// many addresses remain unresolved. The kernel is asked without holding the
-// cache's lock, so Lookup never waits for it.
+// many addresses have no MAC, neither the kernel's nor a held one. The
+// kernel is asked without holding the cache's lock, so Lookup never waits
+// for it.
 func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Addr) (changed bool, missing int) {
 	type poked struct {
 		ifname string
@@ -44,7 +54,7 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 	}
 	var pokes []poked
 	seen := map[neighKey][6]byte{} // usable entries found
-	gone := map[neighKey]bool{}    // entries to forget: missing or failed
+	unresolved := []neighKey{}     // entries the kernel has no usable MAC for
 	for i, ifindex := range ifindexes {
 		table := map[netip.Addr]netlink.Neigh{}
 		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -68,10 +78,7 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 				}
 				continue
 			}
-			if !ok || e.State&netlink.NUD_FAILED != 0 {
-				gone[k] = true
-			}
-			missing++
+			unresolved = append(unresolved, k)
 			pokes = append(pokes, poked{ifnames[i], addr})
 		}
 	}
@@ -82,9 +89,14 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 			changed = true
 		}
 	}
-	for k := range gone {
-		if _, had := n.known[k]; had {
-			delete(n.known, k)
+	for _, k := range unresolved {
+		if _, held := n.known[k]; !held {
+			missing++
+		}
+	}
+	for k := range n.known {
+		if _, used := seen[k]; !used && !slices.Contains(unresolved, k) {
+			delete(n.known, k) // its server left the configuration
 			changed = true
 		}
 	}

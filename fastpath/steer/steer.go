@@ -72,6 +72,7 @@ const (
 	ctrRedirectedReturn        // a NAT server's return traffic redirected (nat.go)
 	ctrPassLocal               // a NAT server's traffic to the host itself (nat.go)
 	ctrPassOtherHost           // unicast to another host's MAC (ifmac.go)
+	ctrShedOpening             // an opening to a VIP dropped while its worker is overloaded (overload.go)
 	numCounters
 )
 
@@ -148,12 +149,13 @@ func attach(prog *ebpf.Program, ifindex int, mode XDPMode) (*Attachment, error) 
 // called from any goroutine.
 type Program struct {
 	prog     *ebpf.Program
-	vips     *ebpf.Map // hash: [16]byte address (IPv4 as ::ffff:a.b.c.d) -> uint32 flags
-	xsks     *ebpf.Map // xskmap: rx queue -> AF_XDP socket
-	counters *ebpf.Map // per-CPU array of uint64, ctr* slots
-	ret      *ebpf.Map // hash: [16]byte NAT server address -> retValue (nat.go)
-	local    *ebpf.Map // hash: [16]byte host address -> uint32 (nat.go)
-	ifmacs   *ebpf.Map // array: ifindex % ifMACSlots -> ifMACValue (ifmac.go)
+	vips     *ebpf.Map    // hash: [16]byte address (IPv4 as ::ffff:a.b.c.d) -> uint32 flags
+	xsks     *ebpf.Map    // xskmap: rx queue -> AF_XDP socket
+	counters *ebpf.Map    // per-CPU array of uint64, ctr* slots
+	ret      *ebpf.Map    // hash: [16]byte NAT server address -> retValue (nat.go)
+	local    *ebpf.Map    // hash: [16]byte host address -> uint32 (nat.go)
+	ifmacs   *ebpf.Map    // array: ifindex % ifMACSlots -> ifMACValue (ifmac.go)
+	overload *overloadMap // array: rx queue -> the worker's overload cell (overload.go)
 
 	maxQueues int
 	mu        sync.Mutex // serialises SetVIPs
@@ -196,7 +198,12 @@ func Load(maxQueues int) (*Program, error) {
 		p.Close()
 		return nil, err
 	}
-	insns := append(steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD(), p.ifmacs.FD()), returnInstructions(p.ret.FD(), p.local.FD(), p.xsks.FD())...)
+	if p.overload, err = newOverloadMap(maxQueues); err != nil {
+		p.Close()
+		return nil, err
+	}
+	insns := append(steerInstructions(p.vips.FD(), p.xsks.FD(), p.counters.FD(), p.ifmacs.FD(), p.overload.m.FD()),
+		returnInstructions(p.ret.FD(), p.local.FD(), p.xsks.FD())...)
 	if p.prog, err = newXDP("ipfront_steer", insns); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("steer: load program: %w", err)
@@ -245,6 +252,8 @@ func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 //		} else goto out;
 //		ctr = PASS_MISS;
 //		if (!bpf_map_lookup_elem(&vips, key)) goto nat; // NAT return traffic (nat.go)
+//		if (overloaded(ctx) && opening(data)) { verdict = XDP_DROP; ctr = SHED_OPENING; goto out; } // overload.go
+//	steer_vip:
 //		verdict = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 //		ctr = verdict == XDP_REDIRECT ? REDIRECTED : PASS_NO_SOCKET;
 //	out:
@@ -257,7 +266,7 @@ func newXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 // r9 the IP header (for the return block).
 // Stack: fp-16..fp-1 key, fp-20 counter slot, fp-44 family; nat.go's block
 // uses fp-48..fp-25 too.
-func steerInstructions(vipsFD, xsksFD, countersFD, ifmacsFD int) asm.Instructions {
+func steerInstructions(vipsFD, xsksFD, countersFD, ifmacsFD, overloadFD int) asm.Instructions {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R7, xdpPass),
@@ -325,7 +334,10 @@ func steerInstructions(vipsFD, xsksFD, countersFD, ifmacsFD int) asm.Instruction
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "nat"),
 	)
-	insns = append(insns, redirectToQueue(xsksFD, ctrRedirected)...)
+	insns = append(insns, overloadInstructions(overloadFD)...)
+	redirect := redirectToQueue(xsksFD, ctrRedirected)
+	redirect[0] = redirect[0].WithSymbol("steer_vip")
+	insns = append(insns, redirect...)
 	insns = append(insns, countAndReturn(countersFD)...)
 	return insns
 }
@@ -482,6 +494,9 @@ type Stats struct {
 	// PassOtherHost counts unicast frames addressed to another host's MAC
 	// (flooded by a switch; ifmac.go), which the kernel drops.
 	PassOtherHost uint64
+	// ShedOpenings counts openings to a VIP dropped while their worker
+	// was overloaded (overload.go).
+	ShedOpenings uint64
 }
 
 // Passed is the number of frames the program passed to the kernel.
@@ -504,6 +519,7 @@ func (p *Program) Stats() (Stats, error) {
 		RedirectedReturn: c[ctrRedirectedReturn],
 		PassLocal:        c[ctrPassLocal],
 		PassOtherHost:    c[ctrPassOtherHost],
+		ShedOpenings:     c[ctrShedOpening],
 	}, nil
 }
 
@@ -548,5 +564,6 @@ func (p *Program) Close() error {
 			errs = append(errs, m.Close())
 		}
 	}
+	errs = append(errs, p.overload.close())
 	return errors.Join(errs...)
 }

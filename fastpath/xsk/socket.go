@@ -409,6 +409,13 @@ func (s *Socket) Receive(out []Desc) int {
 	return int(n)
 }
 
+// RxBacklog returns how many received descriptors wait in the RX ring for
+// the next Receive: one atomic load of the kernel's producer index.
+func (s *Socket) RxBacklog() uint32 {
+	s.rx.cachedProd = atomic.LoadUint32(s.rx.producer)
+	return s.rx.cachedProd - s.rx.cachedCons
+}
+
 // Transmit puts as many of in as fit on the TX ring, submits them and returns
 // how many it accepted; the caller still owns in[n:] (Release them or retry).
 // Accepted frames come back through the completion ring (Recycle).

@@ -251,10 +251,10 @@ func (p *Plane) Interfaces() []fastpath.Interface { return []fastpath.Interface{
 func (p *Plane) Tables() *fastpath.Tables { return p.tables }
 
 // SteeringStats implements slowpath.Plane.
-func (p *Plane) SteeringStats() (uint64, uint64, error) {
+func (p *Plane) SteeringStats() (fastpath.SteeringCounts, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.redirected, p.passed, nil
+	return fastpath.SteeringCounts{Redirected: p.redirected, Passed: p.passed}, nil
 }
 
 // SetSteering sets what SteeringStats reports.

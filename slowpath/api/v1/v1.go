@@ -88,10 +88,13 @@ type Counters struct {
 	ICMPForwarded   uint64            `json:"icmp_forwarded"`
 	Defences
 	Signalling
-	SteeredToXSK   uint64           `json:"steered_to_xsk"`   // by the steering program, to the workers
-	PassedToKernel uint64           `json:"passed_to_kernel"` // by the steering program: not for a VIP
-	Servers        []ServerCounters `json:"servers"`
-	Workers        []WorkerCounters `json:"workers"`
+	SteeredToXSK   uint64 `json:"steered_to_xsk"`   // by the steering program, to the workers
+	PassedToKernel uint64 `json:"passed_to_kernel"` // by the steering program: not for a VIP
+	// ShedOpenings counts openings (TCP SYN, SCTP INIT) to a VIP that the
+	// steering program dropped while their worker was overloaded.
+	ShedOpenings uint64           `json:"shed_openings"`
+	Servers      []ServerCounters `json:"servers"`
+	Workers      []WorkerCounters `json:"workers"`
 }
 
 // ServerCounters is one server's traffic.
