@@ -29,7 +29,7 @@ func samples() map[string]any {
 				RxPackets: 120500, TxPackets: 120400, RxPPS: 250.5, TxPPS: 249.5, Unproven: 3, UnprovenLimit: 512, TableFull: true}}},
 		"counters": v1.Counters{RxPackets: 1, RxBytes: 2, TxPackets: 3, TxBytes: 4, Dropped: 12,
 			Drops: map[string]uint64{"no_server": 12, "truncated": 0}, Associations: 11, NewAssociations: 13,
-			Reselected: 14, Expired: 15, Stateless: 16, ICMPForwarded: 17, SteeredToXSK: 18, PassedToKernel: 19,
+			Reselected: 14, Expired: 15, Stateless: 16, ICMPForwarded: 17, SteeredToXSK: 18, PassedToKernel: 19, ShedOpenings: 29,
 			Defences:   v1.Defences{Unproven: 40, UnprovenLimit: 41, FloodStateless: 42, TeardownIgnored: 43, SCTPTagMismatch: 44, PartialChecksum: 45},
 			Signalling: v1.Signalling{TagIndexHits: 46, TagCollisions: 47, DiameterStale: 48},
 			Servers:    []v1.ServerCounters{{Set: "dns", Name: "dns-1", Address: "2001:db8::1", Weight: 1, Packets: 500, Bytes: 50000}},
