@@ -152,6 +152,10 @@ type mate struct {
 	pending   uint64 // id of this node's unanswered resync request, 0 none
 	reqSent   time.Time
 	endSeq    uint64 // the msgResyncEnd of the request being received; 0 none
+	// begun is set when the msgResyncBegin of the pending request was
+	// applied in order: only then did the window cover every message of
+	// the resync, and its end may mark the table pulled.
+	begun bool
 	pulled    bool   // a requested resync completed at least once
 	recs      []record
 	// done is the last number applied in order; held are the messages
@@ -278,6 +282,7 @@ func (n *Node) request(m *mate, now time.Time) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		m.pending = binary.BigEndian.Uint64(b[:]) | 1
+		m.begun = false
 		m.c.resyncsRequested.Add(1)
 	}
 	m.reqSent = now
@@ -467,7 +472,7 @@ func (n *Node) handle(m *mate, msg []byte) {
 		// unless a request is out already.
 		m.epoch = h.epoch
 		m.win.reset(h.seq + 1)
-		m.holeSince, m.endSeq = time.Time{}, 0
+		m.holeSince, m.endSeq, m.begun = time.Time{}, 0, false
 		resync, jumped = h.seq != 1 && m.pending == 0, true
 	default:
 		ok, lost := m.win.accept(h.seq)
@@ -564,9 +569,23 @@ func (n *Node) process(m *mate, h header, body []byte) {
 		n.apply(m, recs)
 	case msgResyncReq:
 		m.queueResync(h.aux)
-	case msgResyncEnd:
+	case msgResyncBegin:
 		if h.aux == m.pending && h.aux != 0 {
+			m.begun = true
+		}
+	case msgResyncEnd:
+		switch {
+		case h.aux != m.pending || h.aux == 0:
+		case m.begun:
 			m.pending, m.endSeq = 0, h.seq
+		default:
+			// The resync began before the first message this node
+			// took from the mate (it had just started, or the window
+			// was reset), so its first messages may have been lost
+			// unseen: the request stays pending and goes again at the
+			// next tick.
+			m.c.lost.Add(1)
+			m.reqSent = time.Time{}
 		}
 	case msgNack:
 		for i := 0; i+8 <= len(body); i += 8 {
