@@ -155,9 +155,9 @@ type mate struct {
 	// begun is set when the msgResyncBegin of the pending request was
 	// applied in order: only then did the window cover every message of
 	// the resync, and its end may mark the table pulled.
-	begun bool
-	pulled    bool   // a requested resync completed at least once
-	recs      []record
+	begun  bool
+	pulled bool // a requested resync completed at least once
+	recs   []record
 	// done is the last number applied in order; held are the messages
 	// that arrived behind a hole, applied once it is filled.
 	done uint64
