@@ -291,7 +291,7 @@ func (w *Worker) housekeeping(st *loopState) (now uint32) {
 	// busy/idle accounting (worker_ops.go) both come from it.
 	el := assoc.Elapsed()
 	w.account(st, el)
-	w.ovl.tick(el)
+	w.ovl.tick()
 	now = assoc.Seconds(el)
 	if now != st.lastKernelPoll {
 		// Once a second, not per packet: the kernel's drops before the

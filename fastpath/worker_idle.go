@@ -62,7 +62,6 @@ func (w *Worker) idle(st *loopState, now uint32) {
 // a worker that is awake cost no system call at all.
 func (w *Worker) sleep() {
 	w.sleeping.Store(true)
-	w.ovl.asleep()
 	if w.rings.control.Len() == 0 && w.rings.inject.Len() == 0 && w.handoffIdle() {
 		_ = w.port.Wait(w.idleWait)
 	}

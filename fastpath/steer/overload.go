@@ -7,22 +7,15 @@ package steer
 // flood of openings (spoofed SYNs) costs established connections their
 // segments as often as it costs the flood its own. The steering program
 // can tell the two apart for next to nothing before the ring, and a worker
-// knows when its ring is filling: each queue has a cell in the overload
-// map, shared with its worker through memory both map (BPF_F_MMAPABLE), no
-// system call either side. While a cell says OverloadShedding, openings to
-// a VIP (a TCP SYN without ACK, an SCTP packet whose first chunk is INIT)
-// are dropped in the program, counted as shed openings, and everything
-// else still reaches the worker. An opening that is shed is retransmitted
-// by its client like any lost SYN; a connection under way loses nothing.
-//
-// A worker that is not running (preempted, or in a long system call)
-// cannot say its ring is filling. After an overload the cell stays
-// OverloadArmed for a while and carries the worker's heartbeat; the
-// program treats an armed cell whose heartbeat is older than
-// overloadStallNs as shedding, so a stall during a flood does not fill the
-// ring with openings either. A worker asleep in poll(2) has an empty ring
-// and leaves no heartbeat (0): that is not a stall. In normal operation
-// (OverloadNormal) the program reads the state word and nothing else.
+// knows when its ring is close to full: each queue has a cell in the
+// overload map, shared with its worker through memory both map
+// (BPF_F_MMAPABLE), no system call either side. While a cell says
+// OverloadShedding, openings to a VIP (a TCP SYN without ACK, an SCTP
+// packet whose first chunk is INIT) are dropped in the program, counted as
+// shed openings, and everything else still reaches the worker. An opening
+// that is shed is retransmitted by its client like any lost SYN; a
+// connection under way loses nothing. In normal operation the program
+// reads the state word and nothing else.
 
 import (
 	"fmt"
@@ -40,40 +33,24 @@ const (
 	OverloadNormal uint32 = 0
 	// OverloadShedding: openings to a VIP are dropped in the program.
 	OverloadShedding uint32 = 1
-	// OverloadArmed: the worker came out of an overload recently;
-	// openings are shed only while its heartbeat is stale.
-	OverloadArmed uint32 = 2
 )
 
-// overloadStallNs is how old an armed cell's heartbeat may be before the
-// program takes the worker for stalled: a busy iteration (a batch of 64
-// frames) takes tens of microseconds, and a 2048-slot ring half full
-// takes about a millisecond and a half to fill at 700,000 frames a second.
-const overloadStallNs = 500_000
-
-// overloadCellSize is one cell: state (u32), padding, heartbeat (u64, the
-// CLOCK_MONOTONIC nanoseconds of bpf_ktime_get_ns).
-const overloadCellSize = 16
+// overloadCellSize is one cell: the state (u32) and padding, the element
+// size of an mmapable array either way.
+const overloadCellSize = 8
 
 // stackQueue is the stack slot holding the RX queue index as the overload
 // map's key (fp-52; nat.go and ifmac.go use the slots around it).
 const stackQueue = -52
 
 // OverloadCell is one queue's cell, written by its worker.
-type OverloadCell struct {
-	state *uint32
-	beat  *uint64
-}
+type OverloadCell struct{ state *uint32 }
 
 // SetState publishes the worker's overload state.
 func (c *OverloadCell) SetState(s uint32) { atomic.StoreUint32(c.state, s) }
 
 // State returns the published state.
 func (c *OverloadCell) State() uint32 { return atomic.LoadUint32(c.state) }
-
-// Beat publishes the worker's heartbeat: CLOCK_MONOTONIC nanoseconds, or 0
-// for "asleep, not stalled".
-func (c *OverloadCell) Beat(ns uint64) { atomic.StoreUint64(c.beat, ns) }
 
 // overloadMap is the map and its mapping into this process.
 type overloadMap struct {
@@ -101,11 +78,7 @@ func newOverloadMap(maxQueues int) (*overloadMap, error) {
 
 // cell returns queue's cell.
 func (o *overloadMap) cell(queue int) *OverloadCell {
-	off := queue * overloadCellSize
-	return &OverloadCell{
-		state: (*uint32)(unsafe.Pointer(&o.mem[off])),
-		beat:  (*uint64)(unsafe.Pointer(&o.mem[off+8])),
-	}
+	return &OverloadCell{state: (*uint32)(unsafe.Pointer(&o.mem[queue*overloadCellSize]))}
 }
 
 func (o *overloadMap) close() error {
@@ -131,9 +104,8 @@ func (p *Program) Overload(queue int) (*OverloadCell, error) {
 // C, entered with r9 the IP header (fixed part in bounds) and the family on
 // the stack:
 //
-//	struct cell *c = bpf_map_lookup_elem(&overload, &ctx->rx_queue_index);
-//	if (!c || c->state == NORMAL) goto steer_vip;
-//	if (c->state == ARMED && (!c->beat || bpf_ktime_get_ns() - c->beat < STALL)) goto steer_vip;
+//	__u32 *state = bpf_map_lookup_elem(&overload, &ctx->rx_queue_index);
+//	if (!state || *state == NORMAL) goto steer_vip;
 //	l4 = ip + (v4 ? ihl * 4 : 40); proto = v4 ? iph->protocol : ip6h->nexthdr;
 //	if (v4 && (frag offset || ihl < 5)) goto steer_vip;
 //	if (proto == TCP && (tcph->flags & (SYN|ACK)) == SYN) goto shed;
@@ -151,14 +123,8 @@ func overloadInstructions(overloadFD int) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "steer_vip"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.JEq.Imm(asm.R1, int32(OverloadNormal), "steer_vip"),
-		asm.JEq.Imm(asm.R1, int32(OverloadShedding), "shed_check"),
-		asm.LoadMem(asm.R7, asm.R0, 8, asm.DWord), // armed: the heartbeat
-		asm.JEq.Imm(asm.R7, 0, "steer_vip"),
-		asm.FnKtimeGetNs.Call(),
-		asm.Sub.Reg(asm.R0, asm.R7),
-		asm.JSLT.Imm(asm.R0, overloadStallNs, "steer_vip"), // signed: a beat a hair ahead is fresh
 
-		asm.LoadMem(asm.R3, asm.R6, xdpMDDataEnd, asm.Word).WithSymbol("shed_check"),
+		asm.LoadMem(asm.R3, asm.R6, xdpMDDataEnd, asm.Word),
 		asm.LoadMem(asm.R1, asm.RFP, stackFamily, asm.Word),
 		asm.JEq.Imm(asm.R1, 6, "shed6"),
 		// IPv4: the bounds again (the family came from the stack), no

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipfront/ipfront/fastpath/steer"
 	"github.com/ipfront/ipfront/internal/netnstest"
@@ -32,9 +31,8 @@ func l4Frame(dst netip.Addr, proto byte, offset int, val byte) []byte {
 
 // TestOverloadShedding: while a queue's cell says shedding, openings to a
 // VIP (TCP SYN, SCTP INIT, over IPv4 and IPv6) are dropped and counted, and
-// every other frame to a VIP still goes to the socket; an armed cell sheds
-// only while its worker's heartbeat is stale, and a worker asleep (no
-// heartbeat) is not stalled; a normal cell sheds nothing.
+// every other frame to a VIP still goes to the socket; a normal cell sheds
+// nothing.
 func TestOverloadShedding(t *testing.T) {
 	l := newLab(t)
 	if err := l.prog.SetVIPs([]netip.Addr{vip4, vip6}); err != nil {
@@ -103,26 +101,9 @@ func TestOverloadShedding(t *testing.T) {
 			t.Errorf("%s: ShedOpenings +%d, want +%d", state, got, want)
 		}
 	}
-	monotonic := func() uint64 {
-		var ts unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-			t.Fatal(err)
-		}
-		return uint64(ts.Nano())
-	}
-
 	check("normal", false)
 	cell.SetState(steer.OverloadShedding)
 	check("shedding", true)
-	cell.SetState(steer.OverloadArmed)
-	cell.Beat(0)
-	check("armed, worker asleep", false)
-	cell.Beat(monotonic())
-	check("armed, fresh heartbeat", false)
-	cell.Beat(monotonic() + 1000) // the worker's clock a hair ahead
-	check("armed, heartbeat a microsecond ahead", false)
-	cell.Beat(monotonic() - 50_000_000)
-	check("armed, heartbeat 50 ms old", true)
 	cell.SetState(steer.OverloadNormal)
 	check("normal again", false)
 
