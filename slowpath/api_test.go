@@ -85,7 +85,7 @@ func newScenario(t *testing.T, cfg config.API) *scenario {
 	s.p.AddServerTraffic(t, 0, "web", webB, 700, 70000)
 	s.p.AddServerTraffic(t, 1, "web", webB, 200, 20000)
 	s.p.AddServerTraffic(t, 1, "dns", dnsSrv, 150, 15000)
-	s.p.SetSteering(1600, 40)
+	s.p.SetSteering(fastpath.SteeringCounts{Redirected: 1600, Passed: 40, ShedOpenings: 9})
 
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:9180"
@@ -213,7 +213,7 @@ func TestCounters(t *testing.T) {
 		t.Errorf("rx/tx = %d %d %d %d, want 1500 180000 1350 150000", c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes)
 	}
 	if c.Dropped != 12 || c.Associations != 35 || c.NewAssociations != 35 || c.Reselected != 1 || c.Expired != 2 ||
-		c.Stateless != 1 || c.ICMPForwarded != 4 || c.SteeredToXSK != 1600 || c.PassedToKernel != 40 {
+		c.Stateless != 1 || c.ICMPForwarded != 4 || c.SteeredToXSK != 1600 || c.PassedToKernel != 40 || c.ShedOpenings != 9 {
 		t.Errorf("totals = %+v", c)
 	}
 	if len(c.Drops) != int(fastpath.NumReasons)-1 {

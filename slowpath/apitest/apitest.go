@@ -205,7 +205,7 @@ type Plane struct {
 	workers []*Worker
 
 	mu                 sync.Mutex
-	redirected, passed uint64
+	steering fastpath.SteeringCounts
 }
 
 var _ slowpath.Plane = (*Plane)(nil)
@@ -254,13 +254,13 @@ func (p *Plane) Tables() *fastpath.Tables { return p.tables }
 func (p *Plane) SteeringStats() (fastpath.SteeringCounts, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return fastpath.SteeringCounts{Redirected: p.redirected, Passed: p.passed}, nil
+	return p.steering, nil
 }
 
 // SetSteering sets what SteeringStats reports.
-func (p *Plane) SetSteering(redirected, passed uint64) {
+func (p *Plane) SetSteering(c fastpath.SteeringCounts) {
 	p.mu.Lock()
-	p.redirected, p.passed = redirected, passed
+	p.steering = c
 	p.mu.Unlock()
 }
 

@@ -63,6 +63,7 @@ func newDaemon(t *testing.T, cfg config.API) *daemon {
 	d.p.Worker(1).Update(func(c *fastpath.Counters) {
 		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes = 120500, 1200050000, 120500, 1200050000
 	})
+	d.p.SetSteering(fastpath.SteeringCounts{Redirected: 160500, Passed: 7, ShedOpenings: 2500})
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:9180"
 	}
@@ -189,6 +190,9 @@ func TestCtlStatusSetsCountersAssocAlarms(t *testing.T) {
 	}
 	if !strings.Contains(out, "no_server    12") {
 		t.Errorf("counters lack the drop reason:\n%s", out)
+	}
+	if !strings.Contains(out, "steered to AF_XDP: 160K  passed to kernel: 7  openings shed (overload): 2500") {
+		t.Errorf("counters lack the steering program's line:\n%s", out)
 	}
 	parts := strings.Split(out, "\n\n")
 	if len(parts) < 3 {

@@ -119,8 +119,8 @@ func printCounters(w io.Writer, r *v1.Counters) {
 	row(tw, "total", num(r.RxPackets), num(r.RxBytes), num(r.TxPackets), num(r.TxBytes), num(r.Dropped),
 		num(uint64(r.Associations)), num(r.NewAssociations), num(r.Reselected), num(r.Expired), num(r.Stateless))
 	tw.Flush()
-	fmt.Fprintf(w, "\nicmp forwarded: %s  steered to AF_XDP: %s  passed to kernel: %s\n",
-		num(r.ICMPForwarded), num(r.SteeredToXSK), num(r.PassedToKernel))
+	fmt.Fprintf(w, "\nicmp forwarded: %s  steered to AF_XDP: %s  passed to kernel: %s  openings shed (overload): %s\n",
+		num(r.ICMPForwarded), num(r.SteeredToXSK), num(r.PassedToKernel), num(r.ShedOpenings))
 	// The flood and forged-teardown defences: unproven associations
 	// against their limit, and what the fast path refused to believe.
 	fmt.Fprintln(w)
