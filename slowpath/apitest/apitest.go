@@ -204,7 +204,7 @@ type Plane struct {
 	tables  *fastpath.Tables
 	workers []*Worker
 
-	mu                 sync.Mutex
+	mu       sync.Mutex
 	steering fastpath.SteeringCounts
 }
 
