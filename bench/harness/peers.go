@@ -246,6 +246,7 @@ type countersReply struct {
 	Stateless       uint64            `json:"stateless"`
 	SteeredToXSK    uint64            `json:"steered_to_xsk"`
 	PassedToKernel  uint64            `json:"passed_to_kernel"`
+	ShedOpenings    uint64            `json:"shed_openings"`
 }
 
 func (e *env) startIPFront(ctx context.Context, name string, c ipfCfg) (*ipfront, error) {
@@ -336,6 +337,11 @@ func (e *env) ipfrontRun(ctx context.Context, name string, l load, c ipfCfg) (r 
 		if v := c1.Drops[k] - c0.Drops[k]; v > 0 {
 			reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
 		}
+	}
+	if v := c1.ShedOpenings - c0.ShedOpenings; v > 0 {
+		// Dropped by the steering program before an overloaded
+		// worker's RX ring, not by the worker: a reason of their own.
+		reasons = append(reasons, fmt.Sprintf("openings shed %d", v))
 	}
 	if len(reasons) > 0 {
 		r.Note = "ipfront drops in the window: " + strings.Join(reasons, ", ")
