@@ -34,6 +34,9 @@ type Config struct {
 	Frames                uint32
 	NeedWakeup            bool
 	SocketMode            xsk.Mode
+	// ShedOpenings: while a worker's RX ring is nearly full, its queue's
+	// steering program drops openings to a VIP (overload.go).
+	ShedOpenings bool
 	// Idle mode (BusyPoll false) and bare-metal options; see
 	// dataplane_idle.go.
 	IdleSpin       time.Duration // keep polling this long after the last packet before sleeping
@@ -123,11 +126,13 @@ func Start(cfg Config) (_ *Dataplane, err error) {
 			if err := prog.RegisterSocket(q, sock.FD()); err != nil {
 				return nil, fmt.Errorf("register socket of %s queue %d: %w", ifc.Name, q, err)
 			}
-			cell, err := prog.Overload(q)
-			if err != nil {
-				return nil, err
+			if cfg.ShedOpenings {
+				cell, err := prog.Overload(q)
+				if err != nil {
+					return nil, err
+				}
+				d.workers[len(d.workers)-1].setOverload(cell, sock.Config().RingSize)
 			}
-			d.workers[len(d.workers)-1].setOverload(cell, sock.Config().RingSize)
 		}
 		// Frames flooded to this port for another host's MAC go to the
 		// kernel, which drops them (steer/ifmac.go).

@@ -119,6 +119,13 @@ func writeTuning(path string, r *results) error {
 	fmt.Fprintf(&w, " size it for the peak number of concurrent flows within delete_age; beyond it new flows are\n")
 	fmt.Fprintf(&w, "forwarded statelessly (counted as `stateless`), never dropped.\n\n")
 
+	fmt.Fprintf(&w, "## shed_openings\n\n")
+	fmt.Fprintf(&w, "On by default. A worker that cannot keep up loses frames where the kernel finds its RX ring full, whichever they\n")
+	fmt.Fprintf(&w, "are; with `shed_openings` the steering program drops openings to a VIP (TCP SYN without ACK, SCTP INIT) before the\n")
+	fmt.Fprintf(&w, "ring while it is three quarters full, until it is down to a quarter, so established connections keep their\n")
+	fmt.Fprintf(&w, "segments (the new-flows table of BENCHMARKS.md shows both kinds of drop under a SYN-only load). `shed_openings` in\n")
+	fmt.Fprintf(&w, "`ctl counters` and `ipfront_xdp_shed_openings_total` count them; a count that grows outside floods says the workers\n")
+	fmt.Fprintf(&w, "need more cores, queues or a larger `ring_size`. Turn it off only to compare.\n\n")
 	fmt.Fprintf(&w, "## Not measurable in this lab (veth)\n\n")
 	fmt.Fprintf(&w, "- `zero_copy` (\"auto\", \"on\", \"off\"): veth only does copy mode. On a zero-copy NIC (ice, i40e, mlx5, ixgbe) set\n")
 	fmt.Fprintf(&w, "  \"on\", so that a fallback to copy mode fails at start instead of halving throughput silently.\n")

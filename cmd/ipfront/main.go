@@ -212,7 +212,7 @@ func dataplaneConfig(dp *config.Dataplane) fastpath.Config {
 		BusyPoll: dp.BusyPoll, BatchSize: dp.BatchSize,
 		MaxAssociations: dp.MaxAssociations, MaxPersistenceRecords: dp.MaxPersistenceRecords,
 		RingSize: uint32(dp.RingSize), FrameSize: uint32(dp.FrameSize), Frames: uint32(dp.Frames),
-		NeedWakeup: dp.NeedWakeup, SocketMode: sock,
+		NeedWakeup: dp.NeedWakeup, SocketMode: sock, ShedOpenings: dp.ShedOpenings,
 		IdleSpin: dp.IdleSpin, PreferBusyPoll: dp.PreferBusyPoll, HugePages: hugePages(dp.HugePages),
 	}
 }

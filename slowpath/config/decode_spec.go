@@ -46,6 +46,7 @@ func decodeDataplane(t table) Dataplane {
 		PreferBusyPoll:  t.boolean("prefer_busy_poll", true),
 		HugePages:       t.str("huge_pages", HugePagesAuto),
 		PartialQueues:   t.boolean("partial_queues", false),
+		ShedOpenings:    t.boolean("shed_openings", true),
 	}
 	decodeHashSeed(t, &d) // hash.go
 	d.VLANs = decodeVLANs(t)

@@ -32,6 +32,7 @@ func defaultDataplane() config.Dataplane {
 		IdleSpin:              50 * time.Microsecond,
 		PreferBusyPoll:        true,
 		HugePages:             config.HugePagesAuto,
+		ShedOpenings:          true,
 	}
 }
 
@@ -113,6 +114,7 @@ zero_copy = "on"
 idle_spin = "200us"
 prefer_busy_poll = false
 huge_pages = "on"
+shed_openings = false
 [log]
 level = "debug"
 format = "json"
@@ -158,6 +160,7 @@ balance = { threshold = 0.5, window = "1s", sustain = "0s", clear = 0, enabled =
 				IdleSpin:              200 * time.Microsecond,
 				PreferBusyPoll:        false,
 				HugePages:             config.HugePagesOn,
+				ShedOpenings:          false,
 			}
 			s.Log = config.Log{Level: "debug", Format: "json"}
 			s.API = config.API{Listen: "0.0.0.0:9000", Token: "secret", PProf: true, TLSCert: "/etc/ipfront/api.pem", TLSKey: "/etc/ipfront/api.key"}

@@ -41,7 +41,7 @@ var (
 	dataplaneSchema = &schema{"[dataplane]", []string{
 		"interfaces", "queues", "cpus", "xdp_mode", "busy_poll", "batch_size",
 		"max_associations", "max_persistence_records", "ring_size", "frame_size", "frames", "need_wakeup", "zero_copy",
-		"idle_spin", "prefer_busy_poll", "huge_pages", "partial_queues", "hash_seed", "vlans",
+		"idle_spin", "prefer_busy_poll", "huge_pages", "partial_queues", "hash_seed", "vlans", "shed_openings",
 	}}
 	logSchema       = &schema{"[log]", []string{"level", "format"}}
 	apiSchema       = &schema{"[api]", []string{"listen", "token", "pprof", "tls_cert", "tls_key"}}

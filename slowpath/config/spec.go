@@ -45,11 +45,15 @@ type Dataplane struct {
 	// MaxPersistenceRecords bounds the persistence records (persist.go)
 	// of the whole daemon; max_associations / 4 by default.
 	MaxPersistenceRecords int
-	RingSize              int    // entries in each RX/TX/fill/completion ring; power of two 64..16384
-	FrameSize             int    // UMEM frame size: 2048 or 4096
-	Frames                int    // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
-	NeedWakeup            bool   // use XDP_USE_NEED_WAKEUP on the sockets
-	ZeroCopy              string // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
+	RingSize              int  // entries in each RX/TX/fill/completion ring; power of two 64..16384
+	FrameSize             int  // UMEM frame size: 2048 or 4096
+	Frames                int  // UMEM frames per socket; resolved, never 0; power of two >= 2*RingSize
+	NeedWakeup            bool // use XDP_USE_NEED_WAKEUP on the sockets
+	// ShedOpenings lets the steering program drop openings (TCP SYN,
+	// SCTP INIT) to a VIP while a worker's RX ring is nearly full, so the
+	// ring keeps room for established connections.
+	ShedOpenings bool
+	ZeroCopy     string // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
 	// IdleSpin is how long a worker with BusyPoll false keeps polling
 	// after its last packet before it sleeps: 0..1s.
 	IdleSpin time.Duration
