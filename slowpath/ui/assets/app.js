@@ -285,7 +285,8 @@ function renderWorkers(status, counters) {
     totals.replaceChildren(`rx ${num(counters.rx_packets)} packets, tx ${num(counters.tx_packets)}, ` +
       `dropped ${num(counters.dropped)}, ${num(counters.associations)} associations ` +
       `(${num(counters.new_associations)} made, ${num(counters.stateless)} stateless) · steered to workers ` +
-      `${num(counters.steered_to_xsk)}, passed to the kernel ${num(counters.passed_to_kernel)}`);
+      `${num(counters.steered_to_xsk)}, passed to the kernel ${num(counters.passed_to_kernel)}, ` +
+      `openings shed (overload) ${num(counters.shed_openings)}`);
   }
 }
 
