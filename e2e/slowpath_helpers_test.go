@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ type spConfig struct {
 	// (more VIPs).
 	ServerKeys map[string]string
 	LabOptions []lab.Option
+	// Wrap is a command line ipfront runs under (setpriv with the
+	// service unit's capabilities); empty runs it directly.
+	Wrap []string
 }
 
 // balanceOff disables the balance alarm. Tests that change weights under
@@ -146,7 +150,8 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 
 	e.writeConfig(cfg)
 	e.log = &procLog{t: t, prefix: "ipfront | ", mu: &e.outMu, notify: make(chan struct{})}
-	e.ipf, err = l.StartProc(l.LB().NS, "ipfront", e.log, ipfrontBin, "run", "--config", e.cfgPath)
+	args := append(slices.Clone(cfg.Wrap), ipfrontBin, "run", "--config", e.cfgPath)
+	e.ipf, err = l.StartProc(l.LB().NS, "ipfront", e.log, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
