@@ -67,7 +67,8 @@ func capMask(t *testing.T, caps []string) uint64 {
 
 // TestUnitCapabilities: with the unit's capabilities and no others,
 // ipfront attaches, becomes ready and forwards real connections, and its
-// effective set is within them; without CAP_BPF it exits with an error.
+// effective set is within them; without CAP_BPF it exits with an error
+// that names it.
 func TestUnitCapabilities(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("needs setpriv (util-linux)")
@@ -118,6 +119,9 @@ func TestUnitCapabilities(t *testing.T) {
 	}
 	if p.Err() == nil {
 		t.Errorf("ipfront without CAP_BPF exited 0:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "lacks CAP_BPF") {
+		t.Errorf("ipfront without CAP_BPF does not say so:\n%s", out.String())
 	}
 	t.Logf("without CAP_BPF: %v; last output: %s", p.Err(), lastLine(out.String()))
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -197,6 +198,10 @@ func startDataplane(dp *config.Dataplane, replicate bool, log zerolog.Logger) (s
 	cfg.Replicate = replicate // [ha]: the workers report association changes
 	d, err := fastpath.Start(cfg)
 	if err != nil {
+		if missing := ownMissingCaps(); len(missing) > 0 { // caps.go
+			err = fmt.Errorf("%w (this process lacks %s; packaging/ipfront.service grants what the data plane needs)",
+				err, strings.Join(missing, ", "))
+		}
 		return nil, err
 	}
 	logSockets(log, d.SocketReports()) // dataplane_log.go
