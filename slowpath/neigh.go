@@ -3,7 +3,6 @@ package slowpath
 import (
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"syscall"
 
@@ -53,32 +52,21 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 		addr   netip.Addr
 	}
 	var pokes []poked
-	seen := map[neighKey][6]byte{} // usable entries found
-	unresolved := []neighKey{}     // entries the kernel has no usable MAC for
+	seen := map[neighKey][6]byte{}    // usable entries found
+	unresolved := map[neighKey]bool{} // entries the kernel has no usable MAC for
 	for i, ifindex := range ifindexes {
-		table := map[netip.Addr]netlink.Neigh{}
-		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-			list, err := netlink.NeighList(ifindex, fam)
-			if err != nil {
-				continue
-			}
-			for _, e := range list {
-				if a, ok := netip.AddrFromSlice(e.IP); ok {
-					table[a.Unmap()] = e
-				}
-			}
-		}
+		table := neighbors(&netlink.Handle{}, ifindex) // route.go; the zero handle is this thread's namespace
 		for _, addr := range addrs {
 			k := neighKey{ifindex, addr}
-			e, ok := table[addr]
-			if ok && e.State&usableNUD != 0 && len(e.HardwareAddr) == 6 {
-				seen[k] = [6]byte(e.HardwareAddr)
+			e, found := table[addr]
+			if mac, ok := usableNeigh(e, found); ok {
+				seen[k] = mac
 				if e.State&netlink.NUD_STALE != 0 {
 					pokes = append(pokes, poked{ifnames[i], addr})
 				}
 				continue
 			}
-			unresolved = append(unresolved, k)
+			unresolved[k] = true
 			pokes = append(pokes, poked{ifnames[i], addr})
 		}
 	}
@@ -89,13 +77,13 @@ func (n *Neighbors) Refresh(ifindexes []int, ifnames []string, addrs []netip.Add
 			changed = true
 		}
 	}
-	for _, k := range unresolved {
+	for k := range unresolved {
 		if _, held := n.known[k]; !held {
 			missing++
 		}
 	}
 	for k := range n.known {
-		if _, used := seen[k]; !used && !slices.Contains(unresolved, k) {
+		if _, used := seen[k]; !used && !unresolved[k] {
 			delete(n.known, k) // its server left the configuration
 			changed = true
 		}
