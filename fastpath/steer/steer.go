@@ -523,15 +523,6 @@ func (p *Program) Stats() (Stats, error) {
 	}, nil
 }
 
-// Counters returns how many frames the program redirected and passed.
-func (p *Program) Counters() (redirected, passed uint64, err error) {
-	s, err := p.Stats()
-	if err != nil {
-		return 0, 0, err
-	}
-	return s.Redirected + s.RedirectedReturn, s.Passed(), nil
-}
-
 // sumPerCPU reads slots 0..len(out)-1 of a per-CPU array of uint64 and sums
 // each over CPUs.
 func sumPerCPU(m *ebpf.Map, out []uint64) error {

@@ -223,9 +223,9 @@ func TestSteering(t *testing.T) {
 	if len(frames) != 1 || dstOf(frames[0]) != vip6 {
 		t.Fatalf("after SetVIPs: AF_XDP socket got %d frames, want 1 to %v", len(frames), vip6)
 	}
-	redirected, passed, err := l.prog.Counters()
-	if err != nil || redirected != 3 || passed < 5 {
-		t.Errorf("Counters() = %d, %d, %v; want 3 redirected, >= 5 passed", redirected, passed, err)
+	st, err = l.prog.Stats()
+	if redirected, passed := st.Redirected+st.RedirectedReturn, st.Passed(); err != nil || redirected != 3 || passed < 5 {
+		t.Errorf("Stats() = %d redirected, %d passed, %v; want 3 redirected, >= 5 passed", redirected, passed, err)
 	}
 	if err := l.sock.CheckFrames(); err != nil {
 		t.Error(err)
