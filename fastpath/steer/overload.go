@@ -49,9 +49,6 @@ type OverloadCell struct{ state *uint32 }
 // SetState publishes the worker's overload state.
 func (c *OverloadCell) SetState(s uint32) { atomic.StoreUint32(c.state, s) }
 
-// State returns the published state.
-func (c *OverloadCell) State() uint32 { return atomic.LoadUint32(c.state) }
-
 // overloadMap is the map and its mapping into this process.
 type overloadMap struct {
 	m   *ebpf.Map
