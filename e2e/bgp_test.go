@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -97,16 +95,8 @@ func (e *bgpEnv) startInstance(ctx context.Context, lb lab.Host, bgpTOML string,
 	t := e.t
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-hash_seed = "e2e-bgp-same-seed-on-every-instance"
-
-[api]
-listen = %q
-%s`, lab.LBIfname, apiListen, bgpTOML)
+	b.WriteString(dataplaneTOML([]string{lab.LBIfname}, 65536, `hash_seed = "e2e-bgp-same-seed-on-every-instance"`))
+	b.WriteString(bgpTOML)
 	for _, vip := range []netip.Addr{lab.DefaultVIP4, lab.DefaultVIP6} {
 		fmt.Fprintf(&b, `
 [[target_set]]
@@ -127,10 +117,7 @@ delete_age = "30s"
 			fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n", s.Role, s.Addr(vip.Is6()))
 		}
 	}
-	cfg := filepath.Join(t.TempDir(), "ipfront.toml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeTempConfig(t, "ipfront.toml", b.String())
 	p, err := e.lab.StartProc(lb.NS, "ipfront-"+lb.Role, log, ipfrontBin, "run", "--config", cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -132,22 +132,15 @@ func logCountersAtCleanup(t *testing.T, ns, apiURL string, mustReach bool) {
 func writeConfig(t *testing.T, vip netip.Addr, servers []lab.Host, weights []int) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
-[api]
-listen = %q
-
+	b.WriteString(dataplaneTOML([]string{lab.LBIfname}, 65536))
+	fmt.Fprintf(&b, `
 [[target_set]]
 name = "e2e"
 address = %q
 protocols = ["tcp", "udp"]
 ports = [%q]
 delete_age = "30s"
-`, lab.LBIfname, apiListen, vip, ports)
+`, vip, ports)
 	for i, s := range servers {
 		fmt.Fprintf(&b, `
   [[target_set.server]]
@@ -156,8 +149,34 @@ delete_age = "30s"
   weight = %d
 `, s.Role, s.Addr(vip.Is6()), weights[i])
 	}
-	path := filepath.Join(t.TempDir(), "ipfront.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	return writeTempConfig(t, "ipfront.toml", b.String())
+}
+
+// dataplaneTOML is how every lab test's configuration starts: the
+// [dataplane] table on ifaces (all their queues, no busy polling, since the
+// lab's two cores are shared; room for maxAssoc associations) with the
+// extra lines given, and the [api] table on apiListen. Sets follow.
+func dataplaneTOML(ifaces []string, maxAssoc int, extra ...string) string {
+	quoted := make([]string, len(ifaces))
+	for i, name := range ifaces {
+		quoted[i] = strconv.Quote(name)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[dataplane]\ninterfaces = [%s]\nqueues = \"all\"\nbusy_poll = false\nmax_associations = %d\n",
+		strings.Join(quoted, ", "), maxAssoc)
+	for _, line := range extra {
+		b.WriteString(line + "\n")
+	}
+	fmt.Fprintf(&b, "\n[api]\nlisten = %q\n", apiListen)
+	return b.String()
+}
+
+// writeTempConfig writes text as name in t's temporary directory and
+// returns its path.
+func writeTempConfig(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

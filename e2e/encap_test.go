@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,15 +97,8 @@ func encapSetup(t *testing.T, mode string, v6 bool) (*lab.NATLab, netip.Addr) {
 	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
 	startEchoServers(t, ctx, l.Lab, logTo, func(i int, _ lab.Host) netip.Addr { return encapTunnel(i+1, v6) })
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
-[api]
-listen = %q
-
+	b.WriteString(dataplaneTOML(l.LBInterfaces()[:1], 65536))
+	fmt.Fprintf(&b, `
 [[target_set]]
 name = "enc"
 address = %q
@@ -115,15 +106,11 @@ protocols = ["tcp", "udp"]
 ports = [%q]
 forwarding = %q
 encap_source = ["198.51.100.32/28", "2001:db8:e::/64"]
-`, l.LBInterfaces()[0], apiListen, vip, ports, mode)
+`, vip, ports, mode)
 	for i, s := range l.Servers() {
 		fmt.Fprintf(&b, "\n  [[target_set.server]]\n  name = %q\n  address = %q\n", s.Role, encapTunnel(i+1, v6))
 	}
-	cfg := filepath.Join(t.TempDir(), "ipfront.toml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startIpfront(t, ctx, l.Lab, cfg, logTo("ipfront"))
+	startIpfront(t, ctx, l.Lab, writeTempConfig(t, "ipfront.toml", b.String()), logTo("ipfront"))
 	return l, vip
 }
 

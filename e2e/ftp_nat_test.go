@@ -337,15 +337,7 @@ func waitFTPGreeting(ctx context.Context, ns string, addr netip.AddrPort, exited
 // on the lab's interfaces and addresses.
 func (e *ftpEnv) writeConfig(t *testing.T) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q, %q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
-[api]
-listen = %q
-`, ftpLBClientIf, lab.LBIfname, apiListen)
+	b.WriteString(dataplaneTOML([]string{ftpLBClientIf, lab.LBIfname}, 65536))
 	for i, vip := range e.vip {
 		fmt.Fprintf(&b, `
 [[target_set]]
@@ -363,11 +355,7 @@ delete_age = "2m"
 			fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n", s.host.Role, s.host.Addr(vip.Is6()))
 		}
 	}
-	path := filepath.Join(t.TempDir(), "ipfront.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTempConfig(t, "ipfront.toml", b.String())
 }
 
 // ftpSession is one FTP login: upload a fresh random file, download it

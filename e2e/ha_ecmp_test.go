@@ -188,16 +188,8 @@ func (e *haECMPEnv) writeInstanceConfig(i int) string {
 	e.t.Helper()
 	lb, mate := e.lbs[i], e.lbs[1-i]
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-hash_seed = %q
-
-[api]
-listen = %q
-%s
+	b.WriteString(dataplaneTOML([]string{lab.LBIfname}, 65536, fmt.Sprintf("hash_seed = %q", haECMPSeed)))
+	fmt.Fprintf(&b, `%s
 [ha]
 listen = %q
 mates = [%q]
@@ -219,17 +211,13 @@ delete_age = "90s"
   rise = 1
   [target_set.balance]
   enabled = false
-`, lab.LBIfname, haECMPSeed, apiListen, speakerTOML(lb),
+`, speakerTOML(lb),
 		netip.AddrPortFrom(lb.IPv4, haPort), netip.AddrPortFrom(mate.IPv4, haPort), e.key,
 		setName, lab.DefaultVIP4, ports, port)
 	for _, s := range e.rl.Servers() {
 		fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n", s.Role, s.IPv4)
 	}
-	path := filepath.Join(e.t.TempDir(), "ipfront-"+lb.Role+".toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	return path
+	return writeTempConfig(e.t, "ipfront-"+lb.Role+".toml", b.String())
 }
 
 // startInstance starts ipfront on load balancer i.

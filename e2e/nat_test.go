@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -94,20 +92,9 @@ func startEchoServers(t *testing.T, ctx context.Context, l *lab.Lab, logTo func(
 
 func (e *natEnv) writeConfig(t *testing.T, weights []int) string {
 	t.Helper()
-	var ifs []string
-	for _, i := range e.lab.LBInterfaces() {
-		ifs = append(ifs, strconv.Quote(i))
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%s]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
-[api]
-listen = %q
-
+	b.WriteString(dataplaneTOML(e.lab.LBInterfaces(), 65536))
+	fmt.Fprintf(&b, `
 [[target_set]]
 name = "nat"
 address = %q
@@ -115,15 +102,11 @@ protocols = ["tcp", "udp"]
 ports = [%q, "%d"]
 forwarding = "nat"
 delete_age = "30s"
-`, strings.Join(ifs, ", "), apiListen, e.vip, ports, closedPort)
+`, e.vip, ports, closedPort)
 	for i, s := range e.lab.Servers() {
 		fmt.Fprintf(&b, "\n  [[target_set.server]]\n  name = %q\n  address = %q\n  weight = %d\n", s.Role, s.Addr(e.vip.Is6()), weights[i])
 	}
-	path := filepath.Join(t.TempDir(), "ipfront.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTempConfig(t, "ipfront.toml", b.String())
 }
 
 // installCounters adds nftables counters to server s: packets to the test

@@ -108,18 +108,7 @@ func startFT(t *testing.T, n int, vips []netip.Addr, servers []spServer, sets st
 // ftConfig is a file-transfer test's configuration: the fixed [dataplane],
 // [log] and [api] tables, then sets.
 func ftConfig(sets string) string {
-	return fmt.Sprintf(`[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
-[log]
-format = "json"
-
-[api]
-listen = %q
-%s`, lab.LBIfname, apiListen, sets)
+	return dataplaneTOML([]string{lab.LBIfname}, 65536) + "\n[log]\nformat = \"json\"\n" + sets
 }
 
 // ftServers returns [[target_set.server]] tables for lab servers s1, s2,

@@ -175,18 +175,10 @@ func (e *spEnv) writeConfig(cfg spConfig) {
 	e.t.Helper()
 	e.cfg = cfg
 	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = %d
-hash_seed = %q
-
+	b.WriteString(dataplaneTOML([]string{lab.LBIfname}, orDefault(cfg.MaxAssoc, 65536), fmt.Sprintf("hash_seed = %q", spHashSeed)))
+	fmt.Fprintf(&b, `
 [log]
 format = "json"
-
-[api]
-listen = %q
 
 [[target_set]]
 name = %q
@@ -194,7 +186,7 @@ address = %q
 protocols = ["tcp", "udp"]
 ports = [%q]
 delete_age = %q
-`, lab.LBIfname, orDefault(cfg.MaxAssoc, 65536), spHashSeed, apiListen, orDefault(cfg.SetName, setName), e.vip, ports, orDefault(cfg.DeleteAge, "30s"))
+`, orDefault(cfg.SetName, setName), e.vip, ports, orDefault(cfg.DeleteAge, "30s"))
 	for line := range strings.SplitSeq(strings.TrimSpace(cfg.SetKeys), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			fmt.Fprintf(&b, "%s\n", line)
