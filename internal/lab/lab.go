@@ -202,36 +202,14 @@ func New(prefix string, servers int, opts ...Option) (_ *Lab, err error) {
 // build creates the namespaces and wires them; l.Close undoes any part.
 func (l *Lab) build() error {
 	hosts := l.Hosts()
-	for _, ns := range append([]string{l.sw}, nsNames(hosts)...) {
-		if err := l.addNS(ns); err != nil {
-			return err
-		}
-	}
-
-	// Namespace-wide settings first, so the interfaces created below inherit
-	// them (conf/default) where that matters.
-	noDAD := [][2]string{
-		{"net.ipv6.conf.all.accept_dad", "0"},
-		{"net.ipv6.conf.default.accept_dad", "0"},
-	}
-	if err := Sysctl(l.sw, [][2]string{
-		// The switch has no addresses: keep it from sending RS/MLD chatter.
-		{"net.ipv6.conf.all.disable_ipv6", "1"},
-		{"net.ipv6.conf.default.disable_ipv6", "1"},
-	}); err != nil {
+	if err := l.addNamespaces(l.sw, nsNames(hosts)); err != nil {
 		return err
 	}
-	if err := Sysctl(l.lb.NS, append(noDAD,
-		[2]string{"net.ipv4.ip_forward", "0"},
-		[2]string{"net.ipv6.conf.all.forwarding", "0"},
-	)); err != nil {
-		return err
-	}
-	if err := Sysctl(l.client.NS, noDAD); err != nil {
+	if err := Sysctl(l.lb.NS, forwarding(false)); err != nil {
 		return err
 	}
 	for _, s := range l.servers {
-		if err := Sysctl(s.NS, append(noDAD, DSRServerSysctls()...)); err != nil {
+		if err := Sysctl(s.NS, DSRServerSysctls()); err != nil {
 			return err
 		}
 	}
@@ -307,6 +285,38 @@ func nsNames(hosts []Host) []string {
 
 // addNS creates a namespace and records it for Close; it fails with ErrExists
 // rather than adopt a namespace it did not create.
+// addNamespaces creates the switch namespace sw, then hosts', with the
+// settings every lab's namespaces share, first so that the interfaces
+// created later inherit them (conf/default): the switch has no addresses,
+// so no IPv6 (no RS/MLD chatter from it); the hosts skip duplicate address
+// detection.
+func (l *Lab) addNamespaces(sw string, hosts []string) error {
+	for _, ns := range append([]string{sw}, hosts...) {
+		if err := l.addNS(ns); err != nil {
+			return err
+		}
+	}
+	if err := Sysctl(sw, [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}); err != nil {
+		return err
+	}
+	noDAD := [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
+	for _, ns := range hosts {
+		if err := Sysctl(ns, noDAD); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forwarding is the sysctls that turn IPv4 and IPv6 forwarding on or off.
+func forwarding(on bool) [][2]string {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return [][2]string{{"net.ipv4.ip_forward", v}, {"net.ipv6.conf.all.forwarding", v}}
+}
+
 func (l *Lab) addNS(name string) error {
 	if _, err := os.Stat(nsutil.Dir + "/" + name); err == nil {
 		return fmt.Errorf("%s: %w", name, ErrExists)

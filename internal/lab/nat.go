@@ -143,33 +143,22 @@ func (n *NATLab) Router() Host { return n.router }
 // build creates and wires the namespaces.
 func (n *NATLab) build() error {
 	spokes := append([]Host{n.lb}, n.servers...) // on the servers' segment
-	all := []string{n.sw, n.lb.NS, n.client.NS}
+	hosts := []string{n.lb.NS, n.client.NS}
 	if n.mode == NATOneArmed {
 		spokes = append(spokes, n.router)
-		all = append(all, n.router.NS)
+		hosts = append(hosts, n.router.NS)
 	}
 	for _, s := range n.servers {
-		all = append(all, s.NS)
+		hosts = append(hosts, s.NS)
 	}
-	for _, ns := range all {
-		if err := n.addNS(ns); err != nil {
-			return err
-		}
-	}
-	noDAD := [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
-	if err := Sysctl(n.sw, [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}); err != nil {
+	if err := n.addNamespaces(n.sw, hosts); err != nil {
 		return err
 	}
-	for _, ns := range all[1:] {
-		if err := Sysctl(ns, noDAD); err != nil {
-			return err
-		}
-	}
-	if err := Sysctl(n.lb.NS, [][2]string{{"net.ipv4.ip_forward", "0"}, {"net.ipv6.conf.all.forwarding", "0"}}); err != nil {
+	if err := Sysctl(n.lb.NS, forwarding(false)); err != nil {
 		return err
 	}
 	if n.mode == NATOneArmed {
-		if err := Sysctl(n.router.NS, [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv6.conf.all.forwarding", "1"}}); err != nil {
+		if err := Sysctl(n.router.NS, forwarding(true)); err != nil {
 			return err
 		}
 	}

@@ -109,33 +109,21 @@ func (r *RoutedLab) Router() Host { return r.router }
 func (r *RoutedLab) build() error {
 	spokes := append(append([]Host{}, r.lbs...), r.servers...)
 	spokes = append(spokes, r.router)
-	all := []string{r.sw, r.client.NS, r.router.NS}
+	hosts := []string{r.client.NS, r.router.NS}
 	for _, h := range spokes[:len(spokes)-1] {
-		all = append(all, h.NS)
+		hosts = append(hosts, h.NS)
 	}
-	for _, ns := range all {
-		if err := r.addNS(ns); err != nil {
-			return err
-		}
-	}
-	noDAD := [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
-	if err := Sysctl(r.sw, [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}); err != nil {
+	if err := r.addNamespaces(r.sw, hosts); err != nil {
 		return err
 	}
-	for _, ns := range all[1:] {
-		if err := Sysctl(ns, noDAD); err != nil {
-			return err
-		}
-	}
 	for _, lb := range r.lbs {
-		if err := Sysctl(lb.NS, [][2]string{{"net.ipv4.ip_forward", "0"}, {"net.ipv6.conf.all.forwarding", "0"}}); err != nil {
+		if err := Sysctl(lb.NS, forwarding(false)); err != nil {
 			return err
 		}
 	}
-	if err := Sysctl(r.router.NS, [][2]string{
-		{"net.ipv4.ip_forward", "1"}, {"net.ipv6.conf.all.forwarding", "1"},
-		{"net.ipv4.fib_multipath_hash_policy", "1"}, {"net.ipv6.fib_multipath_hash_policy", "1"},
-	}); err != nil {
+	if err := Sysctl(r.router.NS, append(forwarding(true),
+		[2]string{"net.ipv4.fib_multipath_hash_policy", "1"}, [2]string{"net.ipv6.fib_multipath_hash_policy", "1"},
+	)); err != nil {
 		return err
 	}
 	for _, s := range r.servers {
