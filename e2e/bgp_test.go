@@ -53,27 +53,12 @@ func bgpSetup(t *testing.T, lbs int, bgpTOML func(lb lab.Host) string) *bgpEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &bgpEnv{t: t, lab: l, vip4: netip.PrefixFrom(lab.DefaultVIP4, 32), vip6: netip.PrefixFrom(lab.DefaultVIP6, 128)}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
-	servers, err := l.StartServers(ctx, iplabBin, ports, ports, logTo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			if err := s.Stop(2 * time.Second); err != nil {
-				t.Errorf("server: %v", err)
-			}
-		}
-	})
+	logTo := testLogTo(t)
+	startLabServers(t, ctx, l.Lab, logTo)
 	e.bird, err = l.StartBIRD(t.TempDir(), logTo("bird"))
 	if err != nil {
 		t.Fatal(err)

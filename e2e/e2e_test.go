@@ -57,17 +57,23 @@ func setup(t *testing.T, v6 bool, weights []int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &env{lab: l, vip: l.VIP(v6)}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 
-	var mu sync.Mutex
-	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
+	logTo := testLogTo(t)
+	startLabServers(t, ctx, l, logTo)
+
+	cfg := writeConfig(t, e.vip, l.Servers(), weights)
+	startIpfront(t, ctx, l, cfg, logTo("ipfront"))
+	return e
+}
+
+// startLabServers runs "iplab serve" on ports on every server of l, returns
+// once each greets, and stops them when the test ends.
+func startLabServers(t *testing.T, ctx context.Context, l *lab.Lab, logTo func(string) io.Writer) {
+	t.Helper()
 	servers, err := l.StartServers(ctx, iplabBin, ports, ports, logTo)
 	if err != nil {
 		t.Fatal(err)
@@ -79,10 +85,23 @@ func setup(t *testing.T, v6 bool, weights []int) *env {
 			}
 		}
 	})
+}
 
-	cfg := writeConfig(t, e.vip, l.Servers(), weights)
-	startIpfront(t, ctx, l, cfg, logTo("ipfront"))
-	return e
+// closeAtEnd closes lab l when the test ends, failing it if that fails
+// (a namespace left behind).
+func closeAtEnd(t *testing.T, l interface{ Close() error }) {
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab close: %v", err)
+		}
+	})
+}
+
+// testLogTo returns writers that put each program's output into the test
+// log, line by line, prefixed with the name given.
+func testLogTo(t *testing.T) func(name string) io.Writer {
+	var mu sync.Mutex
+	return func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
 }
 
 // startIpfront runs ipfront with cfg in the lab's load-balancer namespace,

@@ -5,12 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ipfront/ipfront/internal/lab"
@@ -54,11 +52,7 @@ func encapSetup(t *testing.T, mode string, v6 bool) (*lab.NATLab, netip.Addr) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	vip := l.VIP(v6)
 	router := l.Router()
 	var r strings.Builder
@@ -93,8 +87,7 @@ func encapSetup(t *testing.T, mode string, v6 bool) (*lab.NATLab, netip.Addr) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
+	logTo := testLogTo(t)
 	startEchoServers(t, ctx, l.Lab, logTo, func(i int, _ lab.Host) netip.Addr { return encapTunnel(i+1, v6) })
 	var b strings.Builder
 	b.WriteString(dataplaneTOML(l.LBInterfaces()[:1], 65536))

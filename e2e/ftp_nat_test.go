@@ -142,11 +142,7 @@ func setupFTP(t *testing.T) *ftpEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &ftpEnv{t: t, lab: l, out: &lockedBuf{}, vip: [2]netip.Addr{l.VIP(false), l.VIP(true)}}
 	if err := e.rewire(); err != nil {
 		t.Fatalf("rewire the lab for NAT: %v", err)
@@ -155,8 +151,7 @@ func setupFTP(t *testing.T) *ftpEnv {
 
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
+	logTo := testLogTo(t)
 	for _, h := range l.Servers() {
 		s := ftpServer{host: h, dir: privateDir(t, 0o755)}
 		if err := s.configure(); err != nil {

@@ -114,11 +114,7 @@ func startHAECMP(t *testing.T) *haECMPEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := rl.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, rl)
 	sp := &spEnv{env: &env{lab: rl.Lab, vip: lab.DefaultVIP4}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000}
 	e := &haECMPEnv{spEnv: sp, rl: rl, lbs: rl.LBs(), vipRt: netip.PrefixFrom(lab.DefaultVIP4, 32)}
 	t.Cleanup(func() {

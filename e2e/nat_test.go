@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,16 +47,11 @@ func natSetup(t *testing.T, mode lab.NATMode, v6 bool, weights []int) *natEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &natEnv{lab: l, vip: l.VIP(v6)}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	logTo := func(name string) io.Writer { return &lab.PrefixWriter{W: testLog{t}, Prefix: name + " | ", Mu: &mu} }
+	logTo := testLogTo(t)
 	startEchoServers(t, ctx, l.Lab, logTo, func(_ int, s lab.Host) netip.Addr { return s.Addr(v6) })
 	for _, s := range l.Servers() {
 		e.installCounters(t, s)

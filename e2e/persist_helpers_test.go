@@ -46,11 +46,7 @@ func startFT(t *testing.T, n int, vips []netip.Addr, servers []spServer, sets st
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &spEnv{env: &env{lab: l, vip: vips[0]}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000,
 		cfg: spConfig{Servers: servers}}
 	e.cfgPath = filepath.Join(t.TempDir(), "ipfront.toml")

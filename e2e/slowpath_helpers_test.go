@@ -128,11 +128,7 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	e := &spEnv{env: &env{lab: l, vip: l.VIP(false)}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000}
 	e.cfgPath = filepath.Join(t.TempDir(), "ipfront.toml")
 	t.Cleanup(func() {
