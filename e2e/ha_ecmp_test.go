@@ -335,25 +335,6 @@ func (e *haECMPEnv) associations(lb lab.Host) (map[string]string, error) {
 	}
 }
 
-// waitUntil polls cond every 50 ms until it holds, failing the test with
-// its last explanation after timeout.
-func (e *haECMPEnv) waitUntil(timeout time.Duration, what string, cond func() (bool, string)) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
-	defer cancel()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			e.t.Fatalf("%s: not within %v: %s", what, timeout, why)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // nft runs nft with args in namespace ns.
 func (e *haECMPEnv) nft(ns string, args ...string) string {
 	e.t.Helper()
@@ -579,7 +560,7 @@ func TestHAECMPFailover(t *testing.T) {
 	// Each instance holds every connection's association (its own and its
 	// mate's) before lb1 dies.
 	for _, lb := range e.lbs {
-		e.waitUntil(10*time.Second, lb.Role+" holds every association", func() (bool, string) {
+		e.waitFor(10*time.Second, lb.Role+" holds every association", func() (bool, string) {
 			m, err := e.associations(lb)
 			return err == nil && len(m) >= conns, fmt.Sprintf("%d associations (%v)", len(m), err)
 		})
@@ -623,7 +604,7 @@ func TestHAECMPFailover(t *testing.T) {
 		t.Errorf("lb1 balanced none of the second %d UDP flows: ECMP did not spread them", flows)
 	}
 	var converged map[string]string
-	e.waitUntil(20*time.Second, "both instances hold the same associations", func() (bool, string) {
+	e.waitFor(20*time.Second, "both instances hold the same associations", func() (bool, string) {
 		m1, err1 := e.associations(lb1)
 		m2, err2 := e.associations(lb2)
 		_, s1 := e.ha(lb1)
@@ -670,7 +651,7 @@ func TestHAECMPFailover(t *testing.T) {
 	// A message lb2 sent lb1 is captured as lb1's stack delivered it; once
 	// a later one arrived, lb1 has accepted it.
 	capt := e.capture(lb1, lb2)
-	e.waitUntil(5*time.Second, "two sync datagrams from lb2 captured at lb1", func() (bool, string) {
+	e.waitFor(5*time.Second, "two sync datagrams from lb2 captured at lb1", func() (bool, string) {
 		n := capt.count()
 		return n >= 2, fmt.Sprintf("%d captured", n)
 	})
@@ -702,7 +683,7 @@ func TestHAECMPFailover(t *testing.T) {
 	}
 	want := map[string]uint64{"replayed": copies, "forged": 2 * copies, "malformed": copies, "stale": 0}
 	var mateAfter v1.HAMate
-	e.waitUntil(5*time.Second, "lb1 counts the spoofed datagrams", func() (bool, string) {
+	e.waitFor(5*time.Second, "lb1 counts the spoofed datagrams", func() (bool, string) {
 		_, mateAfter = e.ha(lb1)
 		for r, n := range want {
 			if mateAfter.Rejected[r]-mateBefore.Rejected[r] < n {

@@ -181,11 +181,16 @@ func (e *spEnv) serverStates() map[string]apiServer {
 }
 
 // waitFor polls cond every 20 ms until it holds, failing the test with
-// cond's last explanation when timeout passes or ipfront exits.
+// cond's last explanation when timeout passes or ipfront exits (when the
+// environment runs one: the HA tests run their instances themselves).
 func (e *spEnv) waitFor(timeout time.Duration, what string, cond func() (bool, string)) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
+	var exited <-chan struct{} // nil: never
+	if e.ipf != nil {
+		exited = e.ipf.Done()
+	}
 	for {
 		ok, why := cond()
 		if ok {
@@ -194,7 +199,7 @@ func (e *spEnv) waitFor(timeout time.Duration, what string, cond func() (bool, s
 		select {
 		case <-ctx.Done():
 			e.t.Fatalf("%s: not within %v: %s", what, timeout, why)
-		case <-e.ipf.Done():
+		case <-exited:
 			e.t.Fatalf("%s: ipfront exited: %v", what, e.ipf.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
