@@ -145,6 +145,27 @@ var (
 	open   = map[*Lab]struct{}{}
 )
 
+// track records l as open until it is closed (CloseAll).
+func (l *Lab) track() {
+	openMu.Lock()
+	open[l] = struct{}{}
+	openMu.Unlock()
+}
+
+// serverHosts returns servers s1 to sN of a lab with the given prefix:
+// namespace <prefix>-sI, interface veth-sI, addresses .1I on the segment.
+func serverHosts(prefix string, n int) []Host {
+	hosts := make([]Host, 0, n)
+	for i := 1; i <= n; i++ {
+		role := "s" + strconv.Itoa(i)
+		hosts = append(hosts, Host{
+			Role: role, NS: prefix + "-" + role, Ifname: "veth-" + role,
+			MAC: mac(byte(10 + i)), IPv4: ServerIPv4(i), IPv6: ServerIPv6(i),
+		})
+	}
+	return hosts
+}
+
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // New builds a lab with the given namespace name prefix and number of
@@ -178,16 +199,8 @@ func New(prefix string, servers int, opts ...Option) (_ *Lab, err error) {
 		client: Host{Role: "c", NS: prefix + "-c", Ifname: ClientIfname, MAC: mac(2), IPv4: ClientIPv4, IPv6: ClientIPv6},
 		vips:   o.vips,
 	}
-	for i := 1; i <= servers; i++ {
-		role := "s" + strconv.Itoa(i)
-		l.servers = append(l.servers, Host{
-			Role: role, NS: prefix + "-" + role, Ifname: "veth-" + role,
-			MAC: mac(byte(10 + i)), IPv4: ServerIPv4(i), IPv6: ServerIPv6(i),
-		})
-	}
-	openMu.Lock()
-	open[l] = struct{}{}
-	openMu.Unlock()
+	l.servers = serverHosts(prefix, servers)
+	l.track()
 	defer func() {
 		if err != nil {
 			l.Close()

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"strconv"
 )
 
 // NATMode is the shape of a NAT lab.
@@ -100,16 +99,8 @@ func NewNAT(prefix string, servers int, mode NATMode) (_ *NATLab, err error) {
 		client: Host{Role: "c", NS: prefix + "-c", Ifname: ClientIfname, MAC: mac(2), IPv4: NATClientIPv4, IPv6: NATClientIPv6},
 		vips:   []netip.Addr{DefaultVIP4, DefaultVIP6},
 	}
-	for i := 1; i <= servers; i++ {
-		role := "s" + strconv.Itoa(i)
-		l.servers = append(l.servers, Host{
-			Role: role, NS: prefix + "-" + role, Ifname: "veth-" + role,
-			MAC: mac(byte(10 + i)), IPv4: ServerIPv4(i), IPv6: ServerIPv6(i),
-		})
-	}
-	openMu.Lock()
-	open[l] = struct{}{}
-	openMu.Unlock()
+	l.servers = serverHosts(prefix, servers)
+	l.track()
 	n := &NATLab{Lab: l, mode: mode}
 	defer func() {
 		if err != nil {

@@ -78,17 +78,9 @@ func NewRouted(prefix string, lbs, servers int) (_ *RoutedLab, err error) {
 		client: Host{Role: "c", NS: prefix + "-c", Ifname: ClientIfname, MAC: mac(2), IPv4: NATClientIPv4, IPv6: NATClientIPv6},
 		vips:   []netip.Addr{DefaultVIP4, DefaultVIP6},
 	}
-	for i := 1; i <= servers; i++ {
-		role := "s" + strconv.Itoa(i)
-		l.servers = append(l.servers, Host{
-			Role: role, NS: prefix + "-" + role, Ifname: "veth-" + role,
-			MAC: mac(byte(10 + i)), IPv4: ServerIPv4(i), IPv6: ServerIPv6(i),
-		})
-	}
+	l.servers = serverHosts(prefix, servers)
 	r.Lab = l
-	openMu.Lock()
-	open[l] = struct{}{}
-	openMu.Unlock()
+	l.track()
 	defer func() {
 		if err != nil {
 			l.Close()
