@@ -96,8 +96,20 @@ func newScenario(t *testing.T, cfg config.API) *scenario {
 	return s
 }
 
-// do sends a request and returns the status and body.
+// do sends a request and returns the status and body, which must be JSON
+// except from /metrics and /debug/.
 func (s *scenario) do(t *testing.T, method, path string, header ...string) (int, []byte) {
+	t.Helper()
+	resp, body := s.send(t, method, path, header...)
+	if ct := resp.Header.Get("Content-Type"); path != "/metrics" && !strings.HasPrefix(path, "/debug/") && ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
+	}
+	return resp.StatusCode, body
+}
+
+// send sends a request with optional header pairs and returns the reply
+// and its body.
+func (s *scenario) send(t *testing.T, method, path string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, s.srv.URL+path, nil)
 	if err != nil {
@@ -115,10 +127,7 @@ func (s *scenario) do(t *testing.T, method, path string, header ...string) (int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ct := resp.Header.Get("Content-Type"); path != "/metrics" && !strings.HasPrefix(path, "/debug/") && ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
-	}
-	return resp.StatusCode, body
+	return resp, body
 }
 
 // get decodes a 200 reply into v.
