@@ -115,17 +115,8 @@ func startHAECMP(t *testing.T) *haECMPEnv {
 		t.Fatal(err)
 	}
 	closeAtEnd(t, rl)
-	sp := &spEnv{env: &env{lab: rl.Lab, vip: lab.DefaultVIP4}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000}
+	sp := newSPEnv(t, ctx, rl.Lab, lab.DefaultVIP4)
 	e := &haECMPEnv{spEnv: sp, rl: rl, lbs: rl.LBs(), vipRt: netip.PrefixFrom(lab.DefaultVIP4, 32)}
-	t.Cleanup(func() {
-		sp.srvMu.Lock()
-		defer sp.srvMu.Unlock()
-		for role, p := range sp.servers {
-			if err := p.Stop(2 * time.Second); err != nil {
-				t.Errorf("server %s: %v", role, err)
-			}
-		}
-	})
 	for _, s := range rl.Servers() {
 		sp.startServer(s.Role)
 	}

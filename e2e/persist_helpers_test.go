@@ -47,18 +47,9 @@ func startFT(t *testing.T, n int, vips []netip.Addr, servers []spServer, sets st
 		t.Fatal(err)
 	}
 	closeAtEnd(t, l)
-	e := &spEnv{env: &env{lab: l, vip: vips[0]}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000,
-		cfg: spConfig{Servers: servers}}
+	e := newSPEnv(t, ctx, l, vips[0])
+	e.cfg = spConfig{Servers: servers}
 	e.cfgPath = filepath.Join(t.TempDir(), "ipfront.toml")
-	t.Cleanup(func() {
-		e.srvMu.Lock()
-		defer e.srvMu.Unlock()
-		for role, p := range e.servers {
-			if err := p.Stop(2 * time.Second); err != nil {
-				t.Errorf("server %s: %v", role, err)
-			}
-		}
-	})
 	for _, s := range l.Servers() {
 		h := s
 		w := &lab.PrefixWriter{W: testLog{t}, Prefix: h.Role + " | ", Mu: &e.outMu}

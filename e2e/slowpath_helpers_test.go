@@ -129,17 +129,8 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 		t.Fatal(err)
 	}
 	closeAtEnd(t, l)
-	e := &spEnv{env: &env{lab: l, vip: l.VIP(false)}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000}
+	e := newSPEnv(t, ctx, l, l.VIP(false))
 	e.cfgPath = filepath.Join(t.TempDir(), "ipfront.toml")
-	t.Cleanup(func() {
-		e.srvMu.Lock()
-		defer e.srvMu.Unlock()
-		for role, p := range e.servers {
-			if err := p.Stop(2 * time.Second); err != nil {
-				t.Errorf("server %s: %v", role, err)
-			}
-		}
-	})
 	for _, s := range l.Servers() {
 		e.startServer(s.Role)
 	}
@@ -161,6 +152,22 @@ func startSP(t *testing.T, n int, cfg spConfig) *spEnv {
 	}
 	e.waitResolved()
 	logCountersAtCleanup(t, l.LB().NS, apiURL, false) // some tests stop ipfront themselves
+	return e
+}
+
+// newSPEnv is an environment on lab l for VIP vip without ipfront or
+// servers yet; the servers it starts are stopped when the test ends.
+func newSPEnv(t *testing.T, ctx context.Context, l *lab.Lab, vip netip.Addr) *spEnv {
+	e := &spEnv{env: &env{lab: l, vip: vip}, t: t, ctx: ctx, servers: map[string]*lab.Proc{}, sport: 20000}
+	t.Cleanup(func() {
+		e.srvMu.Lock()
+		defer e.srvMu.Unlock()
+		for role, p := range e.servers {
+			if err := p.Stop(2 * time.Second); err != nil {
+				t.Errorf("server %s: %v", role, err)
+			}
+		}
+	})
 	return e
 }
 
