@@ -56,10 +56,18 @@ func (e *spEnv) sigCounters() sctpSig {
 // default VIP and sigVIP2, the servers weighted as w (the TCP set gets the
 // same weights: /v1/servers lists servers by name).
 func sigSCTPConfig(w [3]int) spConfig {
+	return sigConfig(fmt.Sprintf("\n[[target_set]]\nname = \"sig\"\naddress = %q\nsecondary_address = %q\nprotocols = [\"sctp\"]\nports = [\"%d\"]\ndelete_age = \"30s\"\n",
+		lab.DefaultVIP4, sigVIP2, sigPort), w)
+}
+
+// sigConfig is a lab of three servers weighted as w with set, a
+// [[target_set]] table, after the slow-path tests' TCP set: set has no
+// health checks and lists the servers by their IPv4 addresses; the lab has
+// the default VIPs and sigVIP2.
+func sigConfig(set string, w [3]int) spConfig {
 	var servers []spServer
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"sig\"\naddress = %q\nsecondary_address = %q\nprotocols = [\"sctp\"]\nports = [\"%d\"]\ndelete_age = \"30s\"\n",
-		lab.DefaultVIP4, sigVIP2, sigPort)
+	b.WriteString(set)
 	b.WriteString("  [target_set.health]\n  type = \"none\"\n")
 	for i, wt := range w {
 		role := fmt.Sprintf("s%d", i+1)
@@ -304,18 +312,8 @@ func TestSignallingSCTPNoTagIndex(t *testing.T) {
 // delete_age, the servers weighted as w (the TCP set gets the same
 // weights: /v1/servers lists servers by name).
 func sigDiameterConfig(w [3]int) spConfig {
-	var servers []spServer
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n[[target_set]]\nname = \"dia\"\naddress = %q\nprotocols = [\"tcp\"]\nports = [%q]\ndiameter = true\ndelete_age = \"2s\"\n",
-		sigVIP2, ports)
-	b.WriteString("  [target_set.health]\n  type = \"none\"\n")
-	for i, wt := range w {
-		role := fmt.Sprintf("s%d", i+1)
-		servers = append(servers, spServer{role, wt})
-		fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n  weight = %d\n", role, lab.ServerIPv4(i+1), wt)
-	}
-	return spConfig{Servers: servers, Balance: balanceOff, Tables: b.String(),
-		LabOptions: []lab.Option{lab.WithVIPs(lab.DefaultVIP4, sigVIP2, lab.DefaultVIP6)}}
+	return sigConfig(fmt.Sprintf("\n[[target_set]]\nname = \"dia\"\naddress = %q\nprotocols = [\"tcp\"]\nports = [%q]\ndiameter = true\ndelete_age = \"2s\"\n",
+		sigVIP2, ports), w)
 }
 
 // Diameter command codes the test sends.
