@@ -90,14 +90,7 @@ address = %q
 protocols = ["tcp"]
 ports = [%q]
 delete_age = "30s"
-  [target_set.health]
-  type = "tcp"
-  port = %s
-  interval = "500ms"
-  timeout = "300ms"
-  fall = 2
-  rise = 1
-`, vip.BitLen()/32, vip, ports, port)
+%s`, vip.BitLen()/32, vip, ports, quickHealthTOML)
 		for _, s := range e.lab.Servers() {
 			fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n", s.Role, s.Addr(vip.Is6()))
 		}

@@ -36,6 +36,18 @@ const (
 	tcpSourcePort = "20000"
 )
 
+// quickHealthTOML is a set's [target_set.health] table for tests that watch
+// a server fail: TCP checks of port every 500 ms, down after two failures,
+// up after one success.
+const quickHealthTOML = `  [target_set.health]
+  type = "tcp"
+  port = ` + port + `
+  interval = "500ms"
+  timeout = "300ms"
+  fall = 2
+  rise = 1
+`
+
 // setupTimeout bounds lab, server and ipfront start-up in one test.
 const setupTimeout = 30 * time.Second
 

@@ -189,18 +189,11 @@ protocols = ["tcp", "udp"]
 ports = [%q]
 method = "least_load"
 delete_age = "90s"
-  [target_set.health]
-  type = "tcp"
-  port = %s
-  interval = "500ms"
-  timeout = "300ms"
-  fall = 2
-  rise = 1
-  [target_set.balance]
+%s  [target_set.balance]
   enabled = false
 `, speakerTOML(lb),
 		netip.AddrPortFrom(lb.IPv4, haPort), netip.AddrPortFrom(mate.IPv4, haPort), e.key,
-		setName, lab.DefaultVIP4, ports, port)
+		setName, lab.DefaultVIP4, ports, quickHealthTOML)
 	for _, s := range e.rl.Servers() {
 		fmt.Fprintf(&b, "  [[target_set.server]]\n  name = %q\n  address = %q\n", s.Role, s.IPv4)
 	}
