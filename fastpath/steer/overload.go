@@ -18,14 +18,16 @@ package steer
 // reads the state word and nothing else.
 
 import (
+	"encoding/binary"
 	"fmt"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
 )
+
+// mmapableFlag is BPF_F_MMAPABLE (include/uapi/linux/bpf.h): the process
+// may map the array's memory.
+const mmapableFlag = 1 << 10
 
 // States of an overload cell.
 const (
@@ -44,28 +46,40 @@ const overloadCellSize = 8
 const stackQueue = -52
 
 // OverloadCell is one queue's cell, written by its worker.
-type OverloadCell struct{ state *uint32 }
+type OverloadCell struct {
+	mem *ebpf.Memory // the map's memory, mapped by cilium/ebpf
+	off int64
+}
 
-// SetState publishes the worker's overload state.
-func (c *OverloadCell) SetState(s uint32) { atomic.StoreUint32(c.state, s) }
+// SetState publishes the worker's overload state. The program reads the
+// word as it is; only its low byte changes between the states, so no
+// interleaving of the copy and a read can show another value. Bounds and
+// writability were checked when the cell was made.
+func (c *OverloadCell) SetState(s uint32) {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], s)
+	_, _ = c.mem.WriteAt(b[:], c.off)
+}
 
-// overloadMap is the map and its mapping into this process.
+// overloadMap is the map and its memory, mapped into this process.
 type overloadMap struct {
 	m   *ebpf.Map
-	mem []byte
+	mem *ebpf.Memory
 }
 
 // newOverloadMap creates the map of maxQueues cells and maps it.
 func newOverloadMap(maxQueues int) (*overloadMap, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name: "ipfront_ovl", Type: ebpf.Array, KeySize: 4, ValueSize: overloadCellSize,
-		MaxEntries: uint32(maxQueues), Flags: unix.BPF_F_MMAPABLE,
+		MaxEntries: uint32(maxQueues), Flags: mmapableFlag,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("steer: create overload map: %w", err)
 	}
-	size := (maxQueues*overloadCellSize + unix.Getpagesize() - 1) &^ (unix.Getpagesize() - 1)
-	mem, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := m.Memory()
+	if err == nil && (mem.ReadOnly() || int(mem.Size()) < maxQueues*overloadCellSize) {
+		err = fmt.Errorf("%d bytes, read-only %v", mem.Size(), mem.ReadOnly())
+	}
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("steer: map overload cells: %w", err)
@@ -75,18 +89,14 @@ func newOverloadMap(maxQueues int) (*overloadMap, error) {
 
 // cell returns queue's cell.
 func (o *overloadMap) cell(queue int) *OverloadCell {
-	return &OverloadCell{state: (*uint32)(unsafe.Pointer(&o.mem[queue*overloadCellSize]))}
+	return &OverloadCell{mem: o.mem, off: int64(queue * overloadCellSize)}
 }
 
 func (o *overloadMap) close() error {
 	if o == nil {
 		return nil
 	}
-	err := unix.Munmap(o.mem)
-	if e := o.m.Close(); err == nil {
-		err = e
-	}
-	return err
+	return o.m.Close() // cilium/ebpf unmaps the memory once nothing refers to it
 }
 
 // Overload returns queue's overload cell, for its worker.

@@ -56,7 +56,6 @@ var rules = []rule{
 		except: []exception{
 			{pkg: mod + "/fastpath/xsk", why: "AF_XDP sockets: socket options, the UMEM and ring mappings"},
 			{pkg: mod + "/fastpath/assoc", why: "association shards are anonymous mappings advised to huge pages"},
-			{pkg: mod + "/fastpath/steer", why: "maps the overload cells it shares with the workers (mmap of a BPF_F_MMAPABLE array)"},
 			{pkg: mod + "/fastpath", why: "each worker pins its OS thread to its CPU (sched_setaffinity)"},
 			{pkg: mod + "/internal/nsutil", why: "enters network namespaces (setns) and sets veth offloads (ethtool ioctl) for the lab and netnstest"},
 			{pkg: mod + "/slowpath", why: "the datagram that makes the kernel resolve a server's MAC is bound to its interface (SO_BINDTODEVICE)"},
