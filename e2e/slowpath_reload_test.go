@@ -123,17 +123,9 @@ func TestInvalidReloadChangesNothing(t *testing.T) {
 	before := e.status().Generation
 	statesBefore := e.serverStates()
 
-	broken := fmt.Sprintf(`[dataplane]
-interfaces = [%q]
-queues = "all"
-busy_poll = false
-max_associations = 65536
-
+	broken := dataplaneTOML([]string{lab.LBIfname}, 65536) + fmt.Sprintf(`
 [log]
 format = "json"
-
-[api]
-listen = %q
 
 [[target_set]]
 name = %q
@@ -160,7 +152,7 @@ no_such_key = 1
 
   [target_set.balance]
   enabled = false
-`, lab.LBIfname, apiListen, setName, e.vip, ports)
+`, setName, e.vip, ports)
 	e.writeFile(broken)
 	// Where the problems are: the unknown key at its first column, the bad
 	// address at its value's opening quote.
