@@ -132,6 +132,7 @@ func (d *Daemon) raiseTableFull(name string, w *tableWatch, causes []string, tab
 		Servers: []AlarmServer{}, Worker: name, Table: &tab})
 	d.samp.dirty = true
 	d.trimAlarms()
+	d.publishAlarms() // whoever reads the log line and asks the API sees the alarm
 	d.log.Warn().Str("alarm", w.active).Str("worker", name).Str("causes", strings.Join(causes, ",")).
 		Int("associations", tab.Associations).Int("capacity", tab.Capacity).
 		Uint64("unproven", tab.Unproven).Uint64("unproven_limit", tab.UnprovenLimit).
@@ -159,6 +160,7 @@ func (d *Daemon) clearTableFull(name string, w *tableWatch, now time.Time) {
 		}
 		a.Active, a.Cleared = false, now
 		d.samp.dirty = true
+		d.publishAlarms() // whoever reads the log line and asks the API sees it cleared
 		d.log.Info().Str("alarm", a.ID).Str("worker", name).Str("causes", strings.Join(w.causes, ",")).
 			Dur("quiet", now.Sub(w.lastPressure)).Msg("table-full alarm cleared")
 	}
